@@ -1,0 +1,97 @@
+//! Accounts and their credentials.
+//!
+//! A [`Secret`] never shows its value through `Debug` or `Display`, so an app secret or access
+//! token cannot reach a log line, an error message or a panic by accident: the only way to the
+//! value is [`Secret::expose`], used where the value goes on the wire.
+
+use std::fmt;
+
+/// A WeChat Official Account id (`wx` followed by 16 hex digits for real accounts).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AppId(String);
+
+impl AppId {
+    /// Accepts ids of 1 to 64 ASCII letters, digits, `_` or `-`: they become file contents and
+    /// log fields, so nothing else is let through.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok { Ok(Self(s.to_string())) } else { Err(format!("'{s}' is not an appid: expected letters and digits such as wx1234567890abcdef")) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A credential: an app secret, an access token, a refresh token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the request that needs it. Never format it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How an account gets its access token.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// A token handed in from outside (a central token service, an Airflow connection), used as
+    /// is; wxcube cannot renew it.
+    AccessToken(Secret),
+    /// App secret through `/cgi-bin/stable_token` in normal mode: returns the current token and
+    /// never invalidates one another service holds.
+    StableToken(Secret),
+    /// App secret through the legacy `/cgi-bin/token`, which invalidates every other holder's
+    /// token: only on explicit request.
+    LegacyToken(Secret),
+}
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub appid: AppId,
+    pub credentials: Credentials,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_format() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?} {:?}", Credentials::StableToken(s.clone())), "*** Secret(***) StableToken(Secret(***))");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn appids() {
+        assert!(AppId::parse("wx1234567890abcdef").is_ok());
+        assert!(AppId::parse("wx 1").is_err());
+        assert!(AppId::parse("").is_err());
+        assert!(AppId::parse("../etc").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+pub mod dates;
+pub mod plan;
+pub mod registry;
+pub mod simulate;
+pub mod account;
+pub mod extract;
+pub mod normalize;
+pub mod write;
+pub mod run;
+pub mod summary;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod dry_run;
+pub mod tables;

@@ -1,0 +1,109 @@
+//! The `wxcube` binary: parses flags, runs the command, maps the outcome to an exit code.
+//!
+//! Exit codes: 0 everything asked for was written; 1 the run finished but some work failed (the
+//! summary names it); 2 bad usage or configuration, nothing attempted.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use tracing_subscriber::EnvFilter;
+
+use wxcube::cli::{Cli, Command, LogFormat};
+use wxcube::config::UsageError;
+use wxcube::run::RunError;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return flag_error(e),
+    };
+    init_logging(cli.log_format, cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let usage = e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<RunError>().is_some();
+            eprintln!("error: {e:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Extract(args) => {
+            let config = wxcube::config::resolve(&args, chrono::Utc::now())?;
+            if args.dry_run {
+                let summary = wxcube::dry_run::print_plan(&config, &mut std::io::stdout().lock())?;
+                println!("{}", summary.to_json_line());
+                return Ok(0);
+            }
+            let summary = wxcube::run::run(config).await?;
+            Ok(finish(&summary))
+        }
+        Command::Simulate(args) => {
+            wxcube::simulate::run(args).await?;
+            Ok(0)
+        }
+        Command::Demo(args) => {
+            let summary = wxcube::demo::run(&args, &mut std::io::stdout().lock()).await?;
+            Ok(finish(&summary))
+        }
+        Command::Tables => {
+            print!("{}", wxcube::tables::describe());
+            Ok(0)
+        }
+    }
+}
+
+/// Prints the summary as the last line of stdout and returns the exit code.
+fn finish(summary: &wxcube::summary::Summary) -> u8 {
+    if summary.failures > 0 {
+        eprintln!("error: {} cell(s) failed and were not written; they are listed in the summary's failed_cells, and a re-run fills them", summary.failures);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", summary.to_json_line());
+    let _ = out.flush();
+    summary.exit_code() as u8
+}
+
+/// Reports a flag error as one line (clap's own rendering spans several) with exit code 2;
+/// `--help` and `--version` print as usual.
+fn flag_error(e: clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let text: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    let line = text.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    eprintln!("error: {line} (see wxcube --help)");
+    ExitCode::from(2)
+}
+
+/// Logs go to stderr, so stdout stays clean for the plan and the summary. Only wxcube's own
+/// events are shown by default; the HTTP stack is capped at `warn` whatever RUST_LOG says,
+/// because its lower levels print request URLs, and those carry access tokens.
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "wxcube=info",
+        1 => "wxcube=debug",
+        _ => "wxcube=trace",
+    };
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    for noisy in ["reqwest=warn", "hyper=warn", "hyper_util=warn", "h2=warn", "rustls=warn", "object_store=warn"] {
+        filter = filter.add_directive(noisy.parse().expect("valid directive"));
+    }
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
+}

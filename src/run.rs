@@ -1,0 +1,293 @@
+//! The run: plan → extract → normalize → write, window by window, for every account.
+//!
+//! A *unit* is one (table, window) of the plan, fetched for all of the run's accounts at once
+//! and then written, date by date. Units run concurrently, but only a few at a time, so memory
+//! holds a few windows of all accounts, whatever the range. A failure is confined to its
+//! (table, account, window) cell — or to the account or table it concerns — and the rest of the
+//! run carries on; the summary lists every failed cell.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use futures::StreamExt;
+use url::Url;
+
+use crate::account::{Account, AppId};
+use crate::dates::DateRange;
+use crate::extract::errors::{CallError, Class, Scope};
+use crate::extract::http::ApiClient;
+use crate::extract::retry::RetryPolicy;
+use crate::extract::{AccountSession, Extractor};
+use crate::normalize::{self, Counters, Row};
+use crate::plan::{self, Plan, Window};
+use crate::registry::Table;
+use crate::summary::{FailedCell, Summary, TableSummary};
+use crate::write::store::{Output, OutputSpec};
+use crate::write::{Dataset, Written};
+
+/// A fully validated run: nothing here can be a usage error any more.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub tables: Vec<Arc<Table>>,
+    pub range: DateRange,
+    /// The latest complete Beijing day at the run's start.
+    pub latest: NaiveDate,
+    pub accounts: Vec<Account>,
+    pub api_base: Url,
+    pub timeout: Duration,
+    /// Requests in flight, across accounts and tables.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub output: OutputSpec,
+    pub buckets: Option<u32>,
+}
+
+/// Failures that stop the run before any data request: configuration, not data (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Output(String),
+    #[error("{0}")]
+    Credentials(String),
+}
+
+impl RunConfig {
+    pub fn plan(&self) -> Plan {
+        plan::plan(&self.tables, self.range, self.latest)
+    }
+}
+
+/// Per-table counters, shared by the units of the table.
+#[derive(Default)]
+struct TableStats {
+    requests: AtomicU64,
+    rows: AtomicU64,
+    files_written: AtomicU64,
+    files_removed: AtomicU64,
+    out_of_window: AtomicU64,
+    unknown_codes: AtomicU64,
+}
+
+/// An account during the run, and what has stopped for it.
+struct Live {
+    session: AccountSession,
+    /// Set when the account failed as a whole; later cells are skipped with this reason.
+    failed: Mutex<Option<String>>,
+    /// Tables stopped for this account (45009, 47009), with the reason.
+    stopped: Mutex<HashMap<String, String>>,
+}
+
+impl Live {
+    fn skip_reason(&self, table: &Table) -> Option<String> {
+        if let Some(why) = self.failed.lock().unwrap().clone() {
+            return Some(why);
+        }
+        self.stopped.lock().unwrap().get(&table.name).cloned()
+    }
+
+    fn stop(&self, scope: Scope, table: &Table, why: &str) {
+        match scope {
+            Scope::Account => {
+                self.failed.lock().unwrap().get_or_insert_with(|| format!("skipped, account failed earlier: {why}"));
+            }
+            Scope::TableForAccount => {
+                self.stopped.lock().unwrap().entry(table.name.clone()).or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
+            }
+            Scope::Cell => {}
+        }
+    }
+}
+
+struct Context {
+    extractor: Extractor,
+    dataset: Dataset,
+    accounts: Vec<Live>,
+    stats: HashMap<String, TableStats>,
+    failures: Mutex<Vec<FailedCell>>,
+    extracted_at_micros: i64,
+}
+
+impl Context {
+    fn fail(&self, table: &Table, appid: &AppId, window: DateRange, error: String) {
+        tracing::error!(appid = %appid, table = %table, window = %window, "{error}");
+        self.failures.lock().unwrap().push(FailedCell {
+            table: table.name.clone(),
+            appid: appid.to_string(),
+            begin: window.begin().to_string(),
+            end: window.end().to_string(),
+            error,
+        });
+    }
+}
+
+/// Runs the extraction and returns its summary. Errors are configuration problems found before
+/// any data was requested.
+pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let extracted_at_micros = Utc::now().timestamp_micros();
+    let plan = config.plan();
+    let api = Arc::new(ApiClient::new(config.api_base.clone(), config.timeout).map_err(RunError::Output)?);
+    let extractor = Extractor::new(api, config.retry, config.concurrency);
+    // Credentials first: a refused secret must leave no trace, not even an empty output.
+    let accounts = preflight(&extractor, &config.accounts).await?;
+    let output = Output::open(&config.output).map_err(RunError::Output)?;
+    let dataset = Dataset::open(output, config.buckets).await.map_err(|e| RunError::Output(e.to_string()))?;
+    let stats = plan.tables.iter().map(|t| (t.table.name.clone(), TableStats::default())).collect();
+    let ctx = Arc::new(Context { extractor, dataset, accounts, stats, failures: Mutex::new(Vec::new()), extracted_at_micros });
+
+    let units: Vec<(Arc<Table>, Window)> = plan.tables.iter().flat_map(|t| t.windows.iter().map(|w| (t.table.clone(), w.clone()))).collect();
+    // Enough units in flight to keep `concurrency` requests busy, and no more: each unit holds
+    // its rows in memory until written.
+    let in_flight = config.concurrency.div_ceil(config.accounts.len().max(1)).max(2);
+    tracing::info!(tables = plan.tables.len(), accounts = config.accounts.len(), requests = plan.requests_per_account() * config.accounts.len(), range = %config.range, "starting extraction");
+    futures::stream::iter(units)
+        .map(|(table, window)| tokio::spawn(run_unit(ctx.clone(), table, window)))
+        .buffer_unordered(in_flight)
+        .for_each(|joined| async move {
+            if let Err(e) = joined {
+                // A panic in a unit is a bug; surface it rather than report a clean run.
+                std::panic::resume_unwind(e.into_panic());
+            }
+        })
+        .await;
+
+    let mut tables = BTreeMap::new();
+    let mut failed_cells = std::mem::take(&mut *ctx.failures.lock().unwrap());
+    failed_cells.sort();
+    for t in &plan.tables {
+        let s = &ctx.stats[&t.table.name];
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        tables.insert(
+            t.table.name.clone(),
+            TableSummary {
+                planned: (t.windows.len() * config.accounts.len()) as u64,
+                requests: get(&s.requests),
+                rows: get(&s.rows),
+                files_written: get(&s.files_written),
+                files_removed: get(&s.files_removed),
+                failures: failed_cells.iter().filter(|c| c.table == t.table.name).count() as u64,
+                out_of_window_rows: get(&s.out_of_window),
+                unknown_codes: get(&s.unknown_codes),
+            },
+        );
+    }
+    let failures = failed_cells.len() as u64;
+    Ok(Summary {
+        wxcube: env!("CARGO_PKG_VERSION"),
+        status: if failures == 0 { "ok" } else { "partial" },
+        dry_run: false,
+        output: config.output.to_string(),
+        begin: config.range.begin().to_string(),
+        end: config.range.end().to_string(),
+        accounts: config.accounts.len(),
+        requests: tables.values().map(|t| t.requests).sum(),
+        rows: tables.values().map(|t| t.rows).sum(),
+        files_written: tables.values().map(|t| t.files_written).sum(),
+        failures,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        tables,
+        failed_cells,
+    })
+}
+
+/// Gets every account's token before any data request. An account whose credentials are
+/// refused fails as a whole; if every account is refused, the run is a configuration error.
+async fn preflight(extractor: &Extractor, accounts: &[Account]) -> Result<Vec<Live>, RunError> {
+    let live: Vec<Live> = accounts
+        .iter()
+        .map(|a| Live { session: extractor.session(a.clone()), failed: Mutex::new(None), stopped: Mutex::new(HashMap::new()) })
+        .collect();
+    let results = futures::future::join_all(live.iter().map(|l| l.session.tokens.get())).await;
+    let mut refused = 0;
+    for (l, result) in live.iter().zip(results) {
+        if let Err(e) = result {
+            if matches!(&e, CallError::Api(_)) && matches!(e.class(), Class::Permanent(_)) {
+                refused += 1;
+            }
+            *l.failed.lock().unwrap() = Some(format!("access token for {}: {e}", l.session.appid));
+        }
+    }
+    if !live.is_empty() && refused == live.len() {
+        let reasons: Vec<String> = live.iter().filter_map(|l| l.failed.lock().unwrap().clone()).collect();
+        return Err(RunError::Credentials(reasons.join("; ")));
+    }
+    for l in &live {
+        if let Some(why) = l.failed.lock().unwrap().as_ref() {
+            tracing::error!(appid = %l.session.appid, "{why}");
+        }
+    }
+    Ok(live)
+}
+
+/// Fetches one window for every account, then writes it.
+async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
+    let stats = &ctx.stats[&table.name];
+    let fetches = ctx.accounts.iter().map(|live| {
+        let (ctx, table) = (&ctx, &table);
+        async move {
+            if let Some(why) = live.skip_reason(table) {
+                ctx.fail(table, &live.session.appid, window.range, why);
+                return None;
+            }
+            match fetch_rows(ctx, live, table, window.range).await {
+                Ok(rows) => Some((live.session.appid.clone(), rows)),
+                Err(why) => {
+                    ctx.fail(table, &live.session.appid, window.range, why);
+                    None
+                }
+            }
+        }
+    });
+    let fetched: Vec<(AppId, Vec<Row>)> = futures::future::join_all(fetches).await.into_iter().flatten().collect();
+    if fetched.is_empty() {
+        return;
+    }
+    // Every period the window asked for is replaced, rows or not; so is any other in-window
+    // date the API chose to send.
+    let mut by_date: BTreeMap<NaiveDate, Vec<(&str, &Row)>> = window.periods.iter().map(|d| (*d, Vec::new())).collect();
+    for (appid, rows) in &fetched {
+        for row in rows {
+            by_date.entry(row.ref_date).or_default().push((appid.as_str(), row));
+        }
+    }
+    let accounts: BTreeSet<AppId> = fetched.iter().map(|(a, _)| a.clone()).collect();
+    for (date, rows) in by_date {
+        let batch = normalize::to_batch(&table, &rows, ctx.extracted_at_micros);
+        match ctx.dataset.replace(&table, date, &accounts, &batch).await {
+            Ok(Written { files_written, files_removed, rows }) => {
+                stats.files_written.fetch_add(files_written, Ordering::Relaxed);
+                stats.files_removed.fetch_add(files_removed, Ordering::Relaxed);
+                stats.rows.fetch_add(rows, Ordering::Relaxed);
+            }
+            Err(e) => {
+                for appid in &accounts {
+                    ctx.fail(&table, appid, window.range, format!("write {}: {e}", table.name));
+                }
+                // The remaining dates of this window stay as they were; the cell is reported
+                // failed and a re-run rewrites it whole.
+                return;
+            }
+        }
+    }
+}
+
+/// Fetches and decodes one cell; the error is the cell's failure message.
+async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: DateRange) -> Result<Vec<Row>, String> {
+    let stats = &ctx.stats[&table.name];
+    let raw = ctx.extractor.fetch(&live.session, table, window, &stats.requests).await.map_err(|failure| {
+        let why = format!("{} {window}: {}", table.endpoint, failure.error);
+        live.stop(failure.scope, table, &why);
+        why
+    })?;
+    let mut counters = Counters::default();
+    let rows = normalize::decode(table, &raw, window, &mut counters).map_err(|e| format!("{} {window}: {e}", table.endpoint))?;
+    if counters.out_of_window > 0 {
+        tracing::warn!(appid = %live.session.appid, table = %table, window = %window, rows = counters.out_of_window, "the API sent rows dated outside the window; they were dropped");
+    }
+    stats.out_of_window.fetch_add(counters.out_of_window, Ordering::Relaxed);
+    stats.unknown_codes.fetch_add(counters.unknown_codes, Ordering::Relaxed);
+    Ok(rows)
+}

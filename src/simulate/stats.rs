@@ -1,0 +1,115 @@
+//! What the simulator was asked, for tests to check a run against its plan.
+//!
+//! Served as JSON at `GET /_sim/stats` (and cleared by `DELETE /_sim/stats`), and available in
+//! process through [`super::RunningSimulator::stats`]. The same type serialises and parses, so
+//! a test of the binary can read the endpoint into it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// How many datacube requests are kept in `recent`; older ones are counted in `recent_dropped`.
+/// Enough for a benchmark of 1 000 accounts × a month × every table.
+pub const RECENT_CAPACITY: usize = 200_000;
+
+/// Counters since the simulator started (or since the last reset).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Every request to a known datacube endpoint, whatever its answer.
+    pub datacube_requests: u64,
+    /// The same, per endpoint (`getupstreammsg`, …).
+    pub per_endpoint: BTreeMap<String, u64>,
+    /// Calls to the token endpoints, whatever their answer.
+    pub token_calls: TokenCalls,
+    /// The latest datacube requests, oldest first.
+    pub recent: Vec<DatacubeRequest>,
+    /// Requests that no longer fit in `recent`.
+    pub recent_dropped: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCalls {
+    pub stable_token: u64,
+    pub token: u64,
+}
+
+/// One datacube request as the simulator saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatacubeRequest {
+    /// The token's account; `None` when the token was missing or rejected.
+    pub appid: Option<String>,
+    pub endpoint: String,
+    /// `begin_date` / `end_date` as sent, if they were strings.
+    pub begin: Option<String>,
+    pub end: Option<String>,
+    /// The answer's errcode, 0 for a list.
+    pub errcode: i64,
+    /// Rows in the answered list.
+    pub rows: usize,
+}
+
+/// The live counters behind [`SimStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    stats: SimStats,
+    recent: VecDeque<DatacubeRequest>,
+}
+
+impl Recorder {
+    pub fn datacube(&mut self, request: DatacubeRequest) {
+        self.stats.datacube_requests += 1;
+        *self.stats.per_endpoint.entry(request.endpoint.clone()).or_default() += 1;
+        if self.recent.len() == RECENT_CAPACITY {
+            self.recent.pop_front();
+            self.stats.recent_dropped += 1;
+        }
+        self.recent.push_back(request);
+    }
+
+    pub fn stable_token(&mut self) {
+        self.stats.token_calls.stable_token += 1;
+    }
+
+    pub fn token(&mut self) {
+        self.stats.token_calls.token += 1;
+    }
+
+    pub fn snapshot(&self) -> SimStats {
+        SimStats { recent: self.recent.iter().cloned().collect(), ..self.stats.clone() }
+    }
+
+    pub fn reset(&mut self) {
+        *self = Recorder::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_keeps_recent_requests() {
+        let mut r = Recorder::default();
+        let request = |endpoint: &str| DatacubeRequest {
+            appid: Some("wxa".into()),
+            endpoint: endpoint.into(),
+            begin: Some("2024-01-01".into()),
+            end: Some("2024-01-01".into()),
+            errcode: 0,
+            rows: 3,
+        };
+        r.datacube(request("getupstreammsg"));
+        r.datacube(request("getupstreammsg"));
+        r.datacube(request("getupstreammsghour"));
+        r.stable_token();
+        let s = r.snapshot();
+        assert_eq!(s.datacube_requests, 3);
+        assert_eq!(s.per_endpoint["getupstreammsg"], 2);
+        assert_eq!(s.token_calls, TokenCalls { stable_token: 1, token: 0 });
+        assert_eq!(s.recent.len(), 3);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<SimStats>(&json).unwrap(), s);
+        r.reset();
+        assert_eq!(r.snapshot(), SimStats::default());
+    }
+}

@@ -1,0 +1,62 @@
+//! The run summary: one JSON line, last on stdout, for schedulers (Airflow pushes it to XCom)
+//! and for people.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Per-table figures.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TableSummary {
+    /// Requests planned for the run (per account, times accounts).
+    pub planned: u64,
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Rows written (of the run's accounts).
+    pub rows: u64,
+    pub files_written: u64,
+    pub files_removed: u64,
+    /// Failed (account, window) cells.
+    pub failures: u64,
+    pub out_of_window_rows: u64,
+    pub unknown_codes: u64,
+}
+
+/// A (table, account, window) cell that was not written.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailedCell {
+    pub table: String,
+    pub appid: String,
+    pub begin: String,
+    pub end: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub wxcube: &'static str,
+    /// `ok`: everything asked for was written; `partial`: some cells failed.
+    pub status: &'static str,
+    pub dry_run: bool,
+    pub output: String,
+    pub begin: String,
+    pub end: String,
+    pub accounts: usize,
+    pub requests: u64,
+    pub rows: u64,
+    pub files_written: u64,
+    pub failures: u64,
+    pub elapsed_ms: u64,
+    pub tables: BTreeMap<String, TableSummary>,
+    pub failed_cells: Vec<FailedCell>,
+}
+
+impl Summary {
+    pub fn exit_code(&self) -> i32 {
+        if self.failures == 0 { 0 } else { 1 }
+    }
+
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("summary serialises")
+    }
+}

@@ -1,0 +1,104 @@
+//! Bad input: one clear line, the right exit code, no secret anywhere.
+
+use crate::support::*;
+
+/// Asserts exit code, a single `error:` line on stderr mentioning `needle`, and no secret.
+fn assert_refused(run: &Run, code: i32, needle: &str, secrets: &[&str]) {
+    assert_eq!(run.code, code, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {}", run.stderr);
+    assert!(errors[0].contains(needle), "{:?} should mention {needle:?}", errors[0]);
+    if code == 2 {
+        assert_eq!(run.stderr.lines().count(), 1, "only the error line: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "nothing on stdout: {}", run.stdout);
+    }
+    for s in secrets {
+        assert!(!run.all_output().contains(s), "secret leaked: {}", run.all_output());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_errors_exit_2_with_one_line() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let s1 = secret(1);
+    let today_plus = (chrono::Utc::now() + chrono::Days::new(1)).format("%Y-%m-%d").to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--tables", "upstream_msgs", "--begin", "2024-03-01", "--end", "2024-03-02"], "unknown table 'upstream_msgs'"),
+        (vec!["--begin", "2024-3-01"], "YYYY-MM-DD"),
+        (vec!["--begin", "2024-02-30"], "is not a date"),
+        (vec!["--begin", "2024-03-05", "--end", "2024-03-01"], "--begin 2024-03-05 is after --end 2024-03-01"),
+        (vec!["--begin", "2024-03-05", "--end", &today_plus], "is after the latest complete day"),
+        (vec!["--end", "2024-03-01"], "--begin is missing"),
+        (vec!["--begin", "2024-03-01", "--concurrency", "0"], "--concurrency"),
+        (vec!["--begin", "2024-03-01", "--bogus"], "--bogus"),
+    ];
+    for (extra, needle) in cases {
+        let run = extract(&sim, &out, 1, &extra).await;
+        assert_refused(&run, 2, needle, &[&s1]);
+    }
+    assert!(!out.exists(), "nothing written");
+    assert_eq!(sim.stats().datacube_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_problems_exit_2() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (base, out_s) = (sim.base_url(), out.to_str().unwrap().to_string());
+    let common = ["extract", "--output", &out_s, "--api-base", &base, "--begin", "2024-03-01", "--end", "2024-03-02"];
+    let args = |extra: &[&'static str]| [&common[..], extra].concat();
+
+    let missing = wxcube(&args(&[]), &[]).await;
+    assert_refused(&missing, 2, "no credentials", &[]);
+
+    let id = appid(1);
+    let wrong = wxcube(&[&args(&["--appid"])[..], &[&id]].concat(), &[("WECHAT_SECRET", "not-the-secret-0123456789")]).await;
+    assert_refused(&wrong, 2, "40125", &["not-the-secret-0123456789"]);
+
+    let unknown = wxcube(&args(&["--appid", "wx00000000000000ff"]), &[("WECHAT_SECRET", "whatever-secret-value")]).await;
+    assert_refused(&unknown, 2, "40013", &["whatever-secret-value"]);
+
+    let token_without_appid = wxcube(&args(&[]), &[("WECHAT_ACCESS_TOKEN", "tok-abcdef-123456")]).await;
+    assert_refused(&token_without_appid, 2, "--access-token needs --appid", &["tok-abcdef-123456"]);
+    assert!(!out.exists(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_base_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out_s = out.to_str().unwrap();
+    let s1 = secret(1);
+    let id = appid(1);
+    let flags = |base: &'static str| {
+        vec!["extract", "--output", out_s, "--api-base", base, "--appid", &id, "--begin", "2024-03-01", "--end", "2024-03-02", "--max-retries", "1"]
+    };
+    let plain = wxcube(&flags("http://api.example.com"), &[("WECHAT_SECRET", &s1)]).await;
+    assert_refused(&plain, 2, "plain http", &[&s1]);
+
+    // Nothing listens on port 9 of loopback: the run starts, cannot reach the API, and says so.
+    let unreachable = wxcube(&flags("http://127.0.0.1:9"), &[("WECHAT_SECRET", &s1)]).await;
+    assert_eq!(unreachable.code, 1, "{}", unreachable.stderr);
+    assert!(unreachable.stderr.contains("http://127.0.0.1:9/cgi-bin/stable_token"), "{}", unreachable.stderr);
+    assert!(!unreachable.all_output().contains(&s1));
+    let summary = unreachable.summary();
+    assert_eq!(summary["status"], "partial");
+    assert!(summary["failures"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_given_access_token_is_used_as_is_and_never_printed() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (base, out_s, id) = (sim.base_url(), out.to_str().unwrap().to_string(), appid(1));
+    let args = ["extract", "--output", &out_s, "--api-base", &base, "--appid", &id, "--begin", "2024-03-01", "--end", "2024-03-03", "-vv"];
+    let bogus = wxcube(&args, &[("WECHAT_ACCESS_TOKEN", "bogus-token-value-42")]).await;
+    assert_eq!(bogus.code, 1, "{}", bogus.stderr);
+    assert!(bogus.stderr.contains("40001"), "{}", bogus.stderr);
+    assert!(!bogus.all_output().contains("bogus-token-value-42"), "{}", bogus.all_output());
+    assert_eq!(token_calls(&sim.stats()), 0, "a given token is never replaced by a fetched one");
+}

@@ -1,0 +1,136 @@
+//! End to end: every row of every table, re-runs, several accounts, dry runs, the demo.
+
+use std::collections::BTreeSet;
+
+use arrow::array::{Array, StringArray};
+use wxcube::registry;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_row_of_all_seven_tables_matches_the_simulator() {
+    let sim = simulator().await;
+    let out = tempfile::tempdir().unwrap();
+    let run = extract(&sim, out.path(), 1, &["--begin", "2024-01-01", "--end", "2024-04-09"]).await;
+    run.assert_ok();
+    let summary = run.summary();
+    assert_eq!(summary["status"], "ok");
+    assert_eq!(summary["failures"], 0);
+    assert_eq!(registry::tables().len(), 7);
+    let mut planned = 0;
+    for table in registry::tables() {
+        let got = table_rows(out.path(), table);
+        let want = expected_rows(table, &[1], "2024-01-01", "2024-04-09");
+        assert!(!want.is_empty(), "{table}: the simulator has data");
+        assert_eq!(got.len(), want.len(), "{table}: row count");
+        assert_eq!(got, want, "{table}: rows");
+        let t = &summary["tables"][&table.name];
+        assert_eq!(t["rows"], want.len() as u64, "{table}");
+        assert_eq!(t["requests"], t["planned"], "{table}: one request per planned window, no more");
+        planned += t["planned"].as_u64().unwrap();
+    }
+    // The fewest calls: the simulator saw exactly the planned requests, and one token fetch.
+    let stats = sim.stats();
+    assert_eq!(stats.datacube_requests, planned);
+    assert_eq!(token_calls(&stats), 1);
+    // Bookkeeping stays under _wxcube/, and nothing is left in staging.
+    let all = files(out.path());
+    assert!(all.iter().any(|p| p.ends_with("_wxcube/dataset.json")));
+    assert!(!all.iter().any(|p| p.to_string_lossy().contains("staging/")), "{all:?}");
+    for p in &all {
+        let s = p.to_string_lossy();
+        assert!(s.starts_with("_wxcube/") || s.ends_with(".parquet"), "unexpected file {s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_gives_the_same_rows_and_files() {
+    let sim = simulator().await;
+    let out = tempfile::tempdir().unwrap();
+    let range = ["--begin", "2024-02-20", "--end", "2024-03-10"];
+    extract(&sim, out.path(), 1, &range).await.assert_ok();
+    let files_before = files(out.path());
+    let rows_before: Vec<_> = registry::tables().iter().map(|t| table_rows(out.path(), t)).collect();
+    extract(&sim, out.path(), 1, &range).await.assert_ok();
+    assert_eq!(files(out.path()), files_before);
+    let rows_after: Vec<_> = registry::tables().iter().map(|t| table_rows(out.path(), t)).collect();
+    assert_eq!(rows_after, rows_before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_for_account_b_leaves_account_a_untouched() {
+    let sim = simulator().await;
+    let out = tempfile::tempdir().unwrap();
+    // One bucket: both accounts share every file, so the merge is what keeps A's rows.
+    let flags = ["--begin", "2024-03-01", "--end", "2024-03-31", "--buckets", "1"];
+    extract(&sim, out.path(), 1, &flags).await.assert_ok();
+    let table = registry::find("upstream_msg_hour").unwrap();
+    let a_before = read_table(out.path(), table);
+    extract(&sim, out.path(), 2, &flags).await.assert_ok();
+    let after = read_table(out.path(), table);
+    assert_eq!(after.keys().collect::<Vec<_>>(), a_before.keys().collect::<Vec<_>>(), "same files, one per partition");
+    for (file, batch) in &after {
+        let appids = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let owners: BTreeSet<&str> = appids.iter().flatten().collect();
+        assert_eq!(owners.len(), 2, "{file} holds both accounts");
+        // A's rows, extracted_at included, are exactly what they were.
+        let a_rows = (0..batch.num_rows()).filter(|&r| appids.value(r) == appid(1)).count();
+        let a_slice = batch.slice(0, a_rows);
+        assert_eq!(&a_slice, &a_before[file], "{file}");
+    }
+    for t in registry::tables() {
+        assert_eq!(table_rows(out.path(), t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-31"), "{t}");
+    }
+    // A re-run of A with other buckets is refused: its rows live in the files of bucket 0.
+    let refused = extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31", "--buckets", "16"]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--buckets 1"), "{}", refused.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_prints_the_plan_and_calls_nothing() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never-created");
+    let run = extract(&sim, &out, 1, &["--begin", "2024-02-01", "--end", "2024-03-31", "--tables", "upstream_msg,getupstreammsgmonth", "--dry-run"]).await;
+    run.assert_ok();
+    let lines: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with('#') && !l.starts_with('{')).collect();
+    let mut want: Vec<String> = Vec::new();
+    let mut b = d("2024-02-01");
+    while b <= d("2024-03-31") {
+        let e = (b + chrono::Days::new(6)).min(d("2024-03-31"));
+        want.push(format!("upstream_msg\t{b}\t{e}"));
+        b = e.succ_opt().unwrap();
+    }
+    want.push("upstream_msg_month\t2024-02-01\t2024-03-01".into());
+    assert_eq!(lines, want);
+    assert_eq!(run.summary()["dry_run"], true);
+    let stats = sim.stats();
+    assert_eq!((stats.datacube_requests, token_calls(&stats)), (0, 0), "a dry run sends nothing");
+    assert!(!out.exists(), "a dry run writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_with_zero_setup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let run = wxcube(&["demo", "--output", out.to_str().unwrap(), "--days", "20", "--accounts", "2"], &[]).await;
+    run.assert_ok();
+    assert!(run.stdout.contains("duckdb -c"), "{}", run.stdout);
+    let summary = run.summary();
+    assert_eq!(summary["status"], "ok");
+    assert!(summary["rows"].as_u64().unwrap() > 0);
+    for t in registry::tables().iter().filter(|t| t.period != registry::Period::Month) {
+        assert!(!read_table(&out, t).is_empty(), "{t} has files");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_lists_the_registry() {
+    let run = wxcube(&["tables"], &[]).await;
+    run.assert_ok();
+    for t in registry::tables() {
+        assert!(run.stdout.contains(&format!("{}  (API: {}", t.name, t.endpoint)), "{}", run.stdout);
+    }
+    assert!(run.stdout.contains("msg_type_label"));
+}

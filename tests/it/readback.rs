@@ -1,0 +1,77 @@
+//! Real readers: DuckDB reads the output with hive partitioning and sees the declared types.
+
+use std::path::Path;
+
+use wxcube::registry;
+
+use crate::support::*;
+
+/// The Python with the test readers installed (scripts/test.sh sets it up).
+fn python() -> String {
+    std::env::var("WXCUBE_PYTHON")
+        .expect("WXCUBE_PYTHON is not set: run the suite with scripts/test.sh, which installs DuckDB for these checks")
+}
+
+fn duckdb_view(out: &Path) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readback/duckdb_check.py");
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(script).arg(out);
+    cmd.args(registry::tables().iter().map(|t| t.name.as_str()));
+    let run = cmd.output().expect("python runs");
+    assert!(run.status.success(), "duckdb check failed: {}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&run.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duckdb_reads_dates_counts_and_labels() {
+    let sim = simulator().await;
+    let out = tempfile::tempdir().unwrap();
+    extract(&sim, out.path(), 1, &["--begin", "2024-01-01", "--end", "2024-03-31"]).await.assert_ok();
+    extract(&sim, out.path(), 3, &["--begin", "2024-01-01", "--end", "2024-03-31"]).await.assert_ok();
+    let seen = tokio::task::spawn_blocking({
+        let p = out.path().to_path_buf();
+        move || duckdb_view(&p)
+    })
+    .await
+    .unwrap();
+    for table in registry::tables() {
+        let t = &seen[&table.name];
+        let types = &t["types"];
+        assert_eq!(types["ref_date"], "DATE", "{table}: {types}");
+        assert_eq!(types["appid"], "VARCHAR");
+        assert_eq!(types["msg_user"], "BIGINT");
+        assert_eq!(types["extracted_at"], "TIMESTAMP WITH TIME ZONE");
+        for c in &table.columns {
+            let want = match c.ty {
+                registry::ColumnType::String => "VARCHAR",
+                registry::ColumnType::Int32 => "INTEGER",
+                registry::ColumnType::Int64 => "BIGINT",
+                registry::ColumnType::TimestampUsUtc => "TIMESTAMP WITH TIME ZONE",
+            };
+            assert_eq!(types[&c.name], want, "{table}.{}", c.name);
+        }
+        let want = expected_rows(table, &[1, 3], "2024-01-01", "2024-03-31");
+        assert_eq!(t["rows"], want.len() as u64, "{table}: row count");
+        let field = table.field_index("msg_user").unwrap();
+        assert_eq!(t["sums"]["msg_user"], want.iter().map(|r| r.2[field]).sum::<i64>(), "{table}: sum of msg_user");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_duckdb_example_runs_on_demo_shaped_output() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("wxcube-demo");
+    extract(&sim, &out, 2, &["--begin", "2024-03-01", "--end", "2024-03-07", "--tables", "upstream_msg"]).await.assert_ok();
+    let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/duckdb/daily_messages.sql");
+    let code = format!("import duckdb, json; rows = duckdb.sql(open({sql:?}).read()).fetchall(); print(json.dumps([[str(c) for c in r] for r in rows]))");
+    let run = std::process::Command::new(python()).arg("-c").arg(code).current_dir(tmp.path()).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let rows: Vec<Vec<String>> = serde_json::from_slice(&run.stdout).unwrap();
+    let table = wxcube::registry::find("upstream_msg").unwrap();
+    let want = expected_rows(table, &[2], "2024-03-01", "2024-03-07");
+    let count = table.field_index("msg_count").unwrap();
+    assert_eq!(rows.len(), want.len(), "one row per day and message type");
+    let messages: i64 = rows.iter().map(|r| r[4].parse::<i64>().unwrap()).sum();
+    assert_eq!(messages, want.iter().map(|r| r.2[count]).sum::<i64>());
+}

@@ -1,0 +1,191 @@
+//! Helpers: start the simulator, run the binary, read the output back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use chrono::NaiveDate;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use wxcube::dates::parse_date;
+use wxcube::registry::{Source, Table};
+use wxcube::simulate::{self, Clock, RunningSimulator, SimConfig, SimStats};
+
+/// The simulated "today" of most tests: pinned so the data and plans never drift.
+pub const TODAY: &str = "2024-04-10";
+
+pub fn d(s: &str) -> NaiveDate {
+    parse_date(s).unwrap()
+}
+
+pub fn appid(i: usize) -> String {
+    simulate::accounts::demo_appid(i)
+}
+
+pub fn secret(i: usize) -> String {
+    simulate::accounts::demo_secret(i)
+}
+
+pub async fn simulator() -> RunningSimulator {
+    simulator_with(SimConfig { clock: Clock::noon_on(d(TODAY)), ..SimConfig::default() }).await
+}
+
+pub async fn simulator_with(config: SimConfig) -> RunningSimulator {
+    simulate::Simulator::start(config).await.expect("simulator starts")
+}
+
+/// What a finished `wxcube` process printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON summary: the last line of stdout.
+    pub fn summary(&self) -> serde_json::Value {
+        let last = self.stdout.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", self.stderr));
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("last stdout line is not JSON ({e}): {last}"))
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Everything the process printed.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs the binary with `args` and the given environment, with no WECHAT_* inherited.
+pub async fn wxcube(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxcube"));
+    cmd.args(args);
+    for var in ["WECHAT_APPID", "WECHAT_SECRET", "WECHAT_SECRET_FILE", "WECHAT_ACCESS_TOKEN", "WECHAT_API_BASE", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let out: Output = cmd.output().await.expect("wxcube runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `wxcube extract` for demo account `i` against `sim` into `out`, plus `extra` flags.
+pub async fn extract(sim: &RunningSimulator, out: &Path, i: usize, extra: &[&str]) -> Run {
+    let base = sim.base_url();
+    let out = out.to_str().unwrap();
+    let mut args = vec!["extract", "--output", out, "--api-base", &base, "--appid"];
+    let (id, key) = (appid(i), secret(i));
+    args.push(&id);
+    args.extend_from_slice(extra);
+    wxcube(&args, &[("WECHAT_SECRET", &key)]).await
+}
+
+/// One output row, comparable with the simulator's: (appid, ref_date, API field values).
+pub type Key = (String, NaiveDate, Vec<i64>);
+
+/// Every data file of `table` under `out`: relative path → batch.
+pub fn read_table(out: &Path, table: &Table) -> BTreeMap<String, RecordBatch> {
+    let mut files = BTreeMap::new();
+    let dir = out.join(&table.name);
+    let Ok(partitions) = std::fs::read_dir(&dir) else { return files };
+    for p in partitions {
+        let p = p.unwrap().path();
+        for f in std::fs::read_dir(&p).unwrap() {
+            let f = f.unwrap().path();
+            let rel = f.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(reader.schema().as_ref(), table.schema().as_ref(), "{rel}: schema differs from the registry's");
+            let batches: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+            files.insert(rel, arrow::compute::concat_batches(&table.schema(), &batches).unwrap());
+        }
+    }
+    files
+}
+
+/// The rows of `table` under `out` as comparable keys, checking labels on the way.
+pub fn table_rows(out: &Path, table: &Table) -> Vec<Key> {
+    let mut rows = Vec::new();
+    for (rel, batch) in read_table(out, table) {
+        let date = d(rel.split("ref_date=").nth(1).unwrap().split('/').next().unwrap());
+        rows.extend(batch_rows(table, &batch, date));
+    }
+    rows.sort();
+    rows
+}
+
+fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Key> {
+    let appids = batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().unwrap();
+    let int = |i: usize, row: usize| -> i64 {
+        let col = batch.column(i);
+        if let Some(a) = col.as_any().downcast_ref::<Int32Array>() { i64::from(a.value(row)) } else { col.as_any().downcast_ref::<Int64Array>().unwrap().value(row) }
+    };
+    (0..batch.num_rows())
+        .map(|row| {
+            let mut values = vec![None; table.api_fields.len()];
+            for (i, c) in table.columns.iter().enumerate() {
+                match c.source {
+                    Source::Field { field, divide_by, .. } => {
+                        let v = int(i, row);
+                        match divide_by {
+                            Some(dv) => assert_eq!(values[field].unwrap_or(v * dv), v * dv),
+                            None => values[field] = Some(v),
+                        }
+                    }
+                    Source::Label { field } => {
+                        let labels = batch.column(i).as_any().downcast_ref::<StringArray>().unwrap();
+                        let code = table.columns.iter().position(|x| x.source == Source::Field { field, divide_by: None, range: None });
+                        let code = int(code.unwrap(), row);
+                        let label = (!labels.is_null(row)).then(|| labels.value(row));
+                        assert_eq!(label, table.label(field, code), "label of {code}");
+                    }
+                    _ => {}
+                }
+            }
+            (appids.value(row).to_string(), date, values.into_iter().map(Option::unwrap).collect())
+        })
+        .collect()
+}
+
+/// What the simulator holds for `table`, account `i`, over the plan of `begin..end`.
+pub fn expected_rows(table: &Table, accounts: &[usize], begin: &str, end: &str) -> Vec<Key> {
+    let range = wxcube::dates::DateRange::new(d(begin), d(end)).unwrap();
+    let latest = d(TODAY).pred_opt().unwrap();
+    let mut rows = Vec::new();
+    for &i in accounts {
+        for w in wxcube::plan::plan_table(table, range, latest) {
+            for p in &w.periods {
+                for r in simulate::data::rows(table, &appid(i), *p) {
+                    rows.push((appid(i), r.ref_date, r.fields));
+                }
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten() {
+            let p = e.unwrap().path();
+            if p.is_dir() { walk(base, &p, out) } else { out.push(p.strip_prefix(base).unwrap().to_path_buf()) }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Token endpoint calls of either kind.
+pub fn token_calls(stats: &SimStats) -> u64 {
+    stats.token_calls.stable_token + stats.token_calls.token
+}
