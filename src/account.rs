@@ -14,8 +14,13 @@ impl AppId {
     /// Accepts ids of 1 to 64 ASCII letters, digits, `_` or `-`: they become file contents and
     /// log fields, so nothing else is let through.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(Self(s.to_string())) } else { Err(format!("'{s}' is not an appid: expected letters and digits such as wx1234567890abcdef")) }
+        let ok =
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!("'{s}' is not an appid: expected letters and digits such as wx1234567890abcdef"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -83,7 +88,10 @@ mod tests {
     #[test]
     fn secrets_do_not_format() {
         let s = Secret::new("hunter2");
-        assert_eq!(format!("{s} {s:?} {:?}", Credentials::StableToken(s.clone())), "*** Secret(***) StableToken(Secret(***))");
+        assert_eq!(
+            format!("{s} {s:?} {:?}", Credentials::StableToken(s.clone())),
+            "*** Secret(***) StableToken(Secret(***))"
+        );
         assert_eq!(s.expose(), "hunter2");
     }
 

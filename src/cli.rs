@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::dates::parse_date;
 
 #[derive(Parser, Debug)]
-#[command(name = "wxcube", version, about = "Pulls the WeChat datacube message-analysis tables into date-partitioned Parquet.")]
+#[command(
+    name = "wxcube",
+    version,
+    about = "Pulls the WeChat datacube message-analysis tables into date-partitioned Parquet."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

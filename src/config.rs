@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::account::{Account, AppId, Credentials, Secret};
 use crate::cli::ExtractArgs;
-use crate::dates::{self, DateRange, DATA_FLOOR};
+use crate::dates::{self, DATA_FLOOR, DateRange};
 use crate::extract::retry::RetryPolicy;
 use crate::registry;
 use crate::run::RunConfig;
@@ -73,7 +73,8 @@ fn resolve_range(args: &ExtractArgs, latest: chrono::NaiveDate) -> Result<DateRa
 /// The API root: https, or plain http to a loopback address only (the simulator); never with
 /// credentials or a query in it.
 pub fn resolve_api_base(s: &str) -> Result<Url, UsageError> {
-    let url = Url::parse(s).map_err(|e| UsageError(format!("--api-base '{s}' is not a URL ({e}): use e.g. https://api.weixin.qq.com")))?;
+    let url = Url::parse(s)
+        .map_err(|e| UsageError(format!("--api-base '{s}' is not a URL ({e}): use e.g. https://api.weixin.qq.com")))?;
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
         return usage("--api-base must be a plain https://host[:port][/path] with no credentials or query");
     }
@@ -86,7 +87,9 @@ pub fn resolve_api_base(s: &str) -> Result<Url, UsageError> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
-        "http" => usage(format!("--api-base {url} is plain http: access tokens would travel in clear text; use https (plain http is allowed only on loopback)")),
+        "http" => usage(format!(
+            "--api-base {url} is plain http: access tokens would travel in clear text; use https (plain http is allowed only on loopback)"
+        )),
         other => usage(format!("--api-base scheme '{other}' is not supported: use https")),
     }
 }
@@ -97,25 +100,42 @@ fn resolve_account(args: &ExtractArgs) -> Result<Account, UsageError> {
         None if args.access_token.is_some() => {
             return usage("--access-token needs --appid (or WECHAT_APPID): the account is written in every row");
         }
-        None => return usage("no credentials: give --appid with --secret (or WECHAT_APPID and WECHAT_SECRET), or --appid with --access-token"),
+        None => {
+            return usage(
+                "no credentials: give --appid with --secret (or WECHAT_APPID and WECHAT_SECRET), or --appid with --access-token",
+            );
+        }
     };
     let secret = match (&args.secret, &args.secret_file) {
-        (Some(_), Some(_)) => return usage("give the app secret once: --secret (WECHAT_SECRET) or --secret-file (WECHAT_SECRET_FILE), not both"),
+        (Some(_), Some(_)) => {
+            return usage(
+                "give the app secret once: --secret (WECHAT_SECRET) or --secret-file (WECHAT_SECRET_FILE), not both",
+            );
+        }
         (Some(s), None) => Some(Secret::new(s.trim())),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("--secret-file {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--secret-file {}: {e}", path.display())))?;
             Some(Secret::new(text.trim()))
         }
         (None, None) => None,
     };
     let credentials = match (secret, &args.access_token) {
-        (Some(_), Some(_)) => return usage("give either an app secret or --access-token (WECHAT_ACCESS_TOKEN), not both"),
-        (Some(s), None) if s.expose().is_empty() => return usage("the app secret is empty: check --secret, WECHAT_SECRET or --secret-file"),
+        (Some(_), Some(_)) => {
+            return usage("give either an app secret or --access-token (WECHAT_ACCESS_TOKEN), not both");
+        }
+        (Some(s), None) if s.expose().is_empty() => {
+            return usage("the app secret is empty: check --secret, WECHAT_SECRET or --secret-file");
+        }
         (Some(s), None) if args.legacy_token_endpoint => Credentials::LegacyToken(s),
         (Some(s), None) => Credentials::StableToken(s),
         (None, Some(t)) if t.trim().is_empty() => return usage("--access-token is empty"),
         (None, Some(t)) => Credentials::AccessToken(Secret::new(t.trim())),
-        (None, None) => return usage(format!("no credentials for {appid}: give --secret (or WECHAT_SECRET, or --secret-file) or --access-token")),
+        (None, None) => {
+            return usage(format!(
+                "no credentials for {appid}: give --secret (or WECHAT_SECRET, or --secret-file) or --access-token"
+            ));
+        }
     };
     Ok(Account { appid, credentials })
 }

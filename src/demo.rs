@@ -44,11 +44,21 @@ pub async fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<Summar
         output: OutputSpec::Local(args.output.clone()),
         buckets: None,
     };
-    writeln!(out, "simulator on {}; extracting {range} for {} demo account(s) into {}", sim.base_url(), args.accounts, args.output.display())?;
+    writeln!(
+        out,
+        "simulator on {}; extracting {range} for {} demo account(s) into {}",
+        sim.base_url(),
+        args.accounts,
+        args.output.display()
+    )?;
     let summary = run::run(config).await?;
     let dir = std::fs::canonicalize(&args.output).unwrap_or_else(|_| args.output.clone());
     for (name, t) in &summary.tables {
-        writeln!(out, "  {name:<24} {:>6} rows  {:>4} file(s) written  {:>3} request(s)", t.rows, t.files_written, t.requests)?;
+        writeln!(
+            out,
+            "  {name:<24} {:>6} rows  {:>4} file(s) written  {:>3} request(s)",
+            t.rows, t.files_written, t.requests
+        )?;
     }
     writeln!(out, "\nQuery it with DuckDB (pip install duckdb, or the duckdb CLI):\n")?;
     writeln!(

@@ -15,7 +15,10 @@ pub fn print_plan(config: &RunConfig, out: &mut impl Write) -> std::io::Result<S
         for w in &t.windows {
             writeln!(out, "{}\t{}\t{}", t.table.name, w.range.begin(), w.range.end())?;
         }
-        tables.insert(t.table.name.clone(), TableSummary { planned: (t.windows.len() * accounts) as u64, ..Default::default() });
+        tables.insert(
+            t.table.name.clone(),
+            TableSummary { planned: (t.windows.len() * accounts) as u64, ..Default::default() },
+        );
     }
     writeln!(out, "# {} request(s) per account, {} account(s)", plan.requests_per_account(), accounts)?;
     Ok(Summary {

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let usage = e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<RunError>().is_some();
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", wxcube::write::store::one_line(&format!("{e:#}")));
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -61,7 +61,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// Prints the summary as the last line of stdout and returns the exit code.
 fn finish(summary: &wxcube::summary::Summary) -> u8 {
     if summary.failures > 0 {
-        eprintln!("error: {} cell(s) failed and were not written; they are listed in the summary's failed_cells, and a re-run fills them", summary.failures);
+        eprintln!(
+            "error: {} cell(s) failed and were not written; they are listed in the summary's failed_cells, and a re-run fills them",
+            summary.failures
+        );
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", summary.to_json_line());

@@ -15,7 +15,7 @@ use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, T
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
-use crate::dates::{parse_date, DateRange};
+use crate::dates::{DateRange, parse_date};
 use crate::registry::{ColumnType, Source, Table};
 
 /// One validated API row: its date and the table's `api_fields`, in order.
@@ -51,7 +51,12 @@ pub struct RowError {
 }
 
 /// Checks and types the rows of one response for `window`.
-pub fn decode(table: &Table, raw: &[Map<String, Value>], window: DateRange, counters: &mut Counters) -> Result<Vec<Row>, RowError> {
+pub fn decode(
+    table: &Table,
+    raw: &[Map<String, Value>],
+    window: DateRange,
+    counters: &mut Counters,
+) -> Result<Vec<Row>, RowError> {
     let mut rows = Vec::with_capacity(raw.len());
     for (i, object) in raw.iter().enumerate() {
         let fail = |problem: String| RowError { row: i + 1, problem };
@@ -86,7 +91,9 @@ fn integer(v: Option<&Value>) -> Result<i64, String> {
     match v {
         None | Some(Value::Null) => Err("is missing".into()),
         Some(Value::Number(n)) => n.as_i64().ok_or_else(|| format!("is {n}, not an integer in range")),
-        Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| format!("is {}, not an integer", short(&Value::String(s.clone())))),
+        Some(Value::String(s)) => {
+            s.trim().parse::<i64>().map_err(|_| format!("is {}, not an integer", short(&Value::String(s.clone()))))
+        }
         Some(other) => Err(format!("is {}, not an integer", short(other))),
     }
 }
@@ -109,7 +116,11 @@ fn check(table: &Table, values: &[i64]) -> Result<(), String> {
         if let Some((lo, hi)) = range
             && !(lo..=hi).contains(&value)
         {
-            return Err(format!("{name} is {raw}, outside {}..={}", lo * divide_by.unwrap_or(1), hi * divide_by.unwrap_or(1)));
+            return Err(format!(
+                "{name} is {raw}, outside {}..={}",
+                lo * divide_by.unwrap_or(1),
+                hi * divide_by.unwrap_or(1)
+            ));
         }
         if c.ty == ColumnType::Int32 && i32::try_from(value).is_err() {
             return Err(format!("{name} is {raw}, too large for a 32-bit column"));
@@ -131,9 +142,9 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
         .map(|c| -> ArrayRef {
             match &c.source {
                 Source::AppId => Arc::new(StringArray::from_iter_values(rows.iter().map(|(a, _)| *a))),
-                Source::ExtractedAt => {
-                    Arc::new(TimestampMicrosecondArray::from(vec![extracted_at_micros; rows.len()]).with_timezone("UTC"))
-                }
+                Source::ExtractedAt => Arc::new(
+                    TimestampMicrosecondArray::from(vec![extracted_at_micros; rows.len()]).with_timezone("UTC"),
+                ),
                 Source::Field { field, divide_by, .. } => {
                     let values = rows.iter().map(|(_, r)| r.values[*field] / divide_by.unwrap_or(1));
                     match c.ty {
@@ -141,7 +152,9 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
                         _ => Arc::new(Int64Array::from_iter_values(values)),
                     }
                 }
-                Source::Label { field } => Arc::new(StringArray::from_iter(rows.iter().map(|(_, r)| table.label(*field, r.values[*field])))),
+                Source::Label { field } => {
+                    Arc::new(StringArray::from_iter(rows.iter().map(|(_, r)| table.label(*field, r.values[*field]))))
+                }
             }
         })
         .collect();
@@ -215,10 +228,16 @@ mod tests {
         assert_eq!(err(with("msg_count", json!(-5))), "row 1: msg_count is -5: counts must be non-negative integers");
         assert_eq!(err(with("msg_user", json!(1.5))), "row 1: msg_user is 1.5, not an integer in range");
         assert_eq!(err(with("msg_user", json!("many"))), "row 1: msg_user is \"many\", not an integer");
-        assert_eq!(err(with("msg_user", json!(u64::MAX))), format!("row 1: msg_user is {}, not an integer in range", u64::MAX));
+        assert_eq!(
+            err(with("msg_user", json!(u64::MAX))),
+            format!("row 1: msg_user is {}, not an integer in range", u64::MAX)
+        );
         assert_eq!(err(with("ref_hour", json!(150))), "row 1: ref_hour is 150, not a multiple of 100");
         assert_eq!(err(with("ref_hour", json!(2400))), "row 1: ref_hour is 2400, outside 0..=2300");
-        assert_eq!(err(with("msg_type", json!(1i64 << 40))), format!("row 1: msg_type is {}, too large for a 32-bit column", 1i64 << 40));
+        assert_eq!(
+            err(with("msg_type", json!(1i64 << 40))),
+            format!("row 1: msg_type is {}, too large for a 32-bit column", 1i64 << 40)
+        );
         assert_eq!(err(with("ref_date", json!("03/01/2024"))).split(':').next().unwrap(), "row 1");
         let mut missing = base.clone();
         missing.as_object_mut().unwrap().remove("msg_count");

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 
-use crate::dates::{self, DateRange, DATA_FLOOR};
+use crate::dates::{self, DATA_FLOOR, DateRange};
 use crate::registry::{Period, Table};
 
 /// One request window of one table. The same window is asked for every account of the run.
@@ -53,7 +53,9 @@ impl Plan {
 
 /// Plans every table over `range`, never past `latest` (the latest complete Beijing day).
 pub fn plan(tables: &[Arc<Table>], range: DateRange, latest: NaiveDate) -> Plan {
-    Plan { tables: tables.iter().map(|t| TablePlan { table: t.clone(), windows: plan_table(t, range, latest) }).collect() }
+    Plan {
+        tables: tables.iter().map(|t| TablePlan { table: t.clone(), windows: plan_table(t, range, latest) }).collect(),
+    }
 }
 
 /// The fewest windows that cover the table's periods starting in `range`.
@@ -129,7 +131,10 @@ mod tests {
     fn begin_equals_end_and_year_boundary() {
         assert_eq!(windows("upstream_msg", "2024-01-01", "2024-01-01", "2030-01-01"), ["2024-01-01..2024-01-01"]);
         assert_eq!(windows("upstream_msg", "2023-12-29", "2024-01-02", "2030-01-01"), ["2023-12-29..2024-01-02"]);
-        assert_eq!(windows("upstream_msg_hour", "2023-12-31", "2024-01-01", "2030-01-01"), ["2023-12-31..2023-12-31", "2024-01-01..2024-01-01"]);
+        assert_eq!(
+            windows("upstream_msg_hour", "2023-12-31", "2024-01-01", "2030-01-01"),
+            ["2023-12-31..2023-12-31", "2024-01-01..2024-01-01"]
+        );
     }
 
     #[test]
@@ -154,10 +159,7 @@ mod tests {
             ["2023-01-01..2023-01-01", "2023-02-01..2023-03-01"]
         );
         // In a leap year Feb 1 → Mar 1 is exactly 30 days inclusive.
-        assert_eq!(
-            windows("upstream_msg_month", "2024-02-01", "2024-03-01", "2030-01-01"),
-            ["2024-02-01..2024-03-01"]
-        );
+        assert_eq!(windows("upstream_msg_month", "2024-02-01", "2024-03-01", "2030-01-01"), ["2024-02-01..2024-03-01"]);
         // The month must have ended: March 2024 ends on the 31st.
         assert_eq!(windows("upstream_msg_month", "2024-02-01", "2024-03-31", "2024-03-30"), ["2024-02-01..2024-02-01"]);
         assert_eq!(windows("upstream_msg_month", "2024-02-01", "2024-03-31", "2024-03-31"), ["2024-02-01..2024-03-01"]);
@@ -183,14 +185,22 @@ mod tests {
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         let t = registry::find("upstream_msg").unwrap();
         // 07:59 Beijing on Mar 11: Mar 10 is not ready yet.
-        let before = plan_table(t, r("2024-03-04", "2024-03-10"), dates::latest_complete_day(at("2024-03-10T23:59:00Z")));
+        let before =
+            plan_table(t, r("2024-03-04", "2024-03-10"), dates::latest_complete_day(at("2024-03-10T23:59:00Z")));
         assert_eq!(before[0].range.to_string(), "2024-03-04..2024-03-09");
-        let after = plan_table(t, r("2024-03-04", "2024-03-10"), dates::latest_complete_day(at("2024-03-11T00:00:00Z")));
+        let after =
+            plan_table(t, r("2024-03-04", "2024-03-10"), dates::latest_complete_day(at("2024-03-11T00:00:00Z")));
         assert_eq!(after[0].range.to_string(), "2024-03-04..2024-03-10");
         // The week of Mar 4 ends on Sunday Mar 10: available only from 08:00 on Mar 11.
         let w = registry::find("upstream_msg_week").unwrap();
-        assert!(plan_table(w, r("2024-03-04", "2024-03-04"), dates::latest_complete_day(at("2024-03-10T23:59:00Z"))).is_empty());
-        assert_eq!(plan_table(w, r("2024-03-04", "2024-03-04"), dates::latest_complete_day(at("2024-03-11T00:00:00Z"))).len(), 1);
+        assert!(
+            plan_table(w, r("2024-03-04", "2024-03-04"), dates::latest_complete_day(at("2024-03-10T23:59:00Z")))
+                .is_empty()
+        );
+        assert_eq!(
+            plan_table(w, r("2024-03-04", "2024-03-04"), dates::latest_complete_day(at("2024-03-11T00:00:00Z"))).len(),
+            1
+        );
     }
 
     #[test]
@@ -208,7 +218,9 @@ mod tests {
                 }
                 // Fewest: no two neighbouring windows could have been one.
                 for pair in ws.windows(2) {
-                    assert!(DateRange::new(pair[0].range.begin(), pair[1].range.end()).unwrap().days() > t.max_span_days);
+                    assert!(
+                        DateRange::new(pair[0].range.begin(), pair[1].range.end()).unwrap().days() > t.max_span_days
+                    );
                 }
             }
         }

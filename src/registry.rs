@@ -222,7 +222,12 @@ fn parse_table(text: &str) -> Result<Table, String> {
                 Source::Field { field: field_of(f), divide_by: c.divide_by, range: c.range }
             }
             (None, Some(f)) => Source::Label { field: field_of(f) },
-            _ => return Err(format!("column {}: give exactly one of `from` (an API field, @appid or @extracted_at) and `label_of`", c.name)),
+            _ => {
+                return Err(format!(
+                    "column {}: give exactly one of `from` (an API field, @appid or @extracted_at) and `label_of`",
+                    c.name
+                ));
+            }
         };
         let expected = match source {
             Source::AppId | Source::Label { .. } => ColumnType::String,
@@ -248,10 +253,18 @@ fn parse_table(text: &str) -> Result<Table, String> {
     }
     let mut labels = BTreeMap::new();
     for (field, map) in &file.labels {
-        let idx = api_fields.iter().position(|f| f == field).ok_or_else(|| format!("labels.{field}: no column reads that field"))?;
+        let idx = api_fields
+            .iter()
+            .position(|f| f == field)
+            .ok_or_else(|| format!("labels.{field}: no column reads that field"))?;
         let parsed = map
             .iter()
-            .map(|(code, label)| Ok((code.parse::<i64>().map_err(|_| format!("labels.{field}: code {code} is not an integer"))?, label.clone())))
+            .map(|(code, label)| {
+                Ok((
+                    code.parse::<i64>().map_err(|_| format!("labels.{field}: code {code} is not an integer"))?,
+                    label.clone(),
+                ))
+            })
             .collect::<Result<BTreeMap<_, _>, String>>()?;
         labels.insert(idx, parsed);
     }

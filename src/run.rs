@@ -94,7 +94,11 @@ impl Live {
                 self.failed.lock().unwrap().get_or_insert_with(|| format!("skipped, account failed earlier: {why}"));
             }
             Scope::TableForAccount => {
-                self.stopped.lock().unwrap().entry(table.name.clone()).or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
+                self.stopped
+                    .lock()
+                    .unwrap()
+                    .entry(table.name.clone())
+                    .or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
             }
             Scope::Cell => {}
         }
@@ -107,11 +111,15 @@ struct Context {
     accounts: Vec<Live>,
     stats: HashMap<String, TableStats>,
     failures: Mutex<Vec<FailedCell>>,
+    /// Set when a write failed even after the store's own retries: the store is down or
+    /// refusing, so later windows are not fetched (each would cost API quota for nothing).
+    store_failed: Mutex<Option<String>>,
     extracted_at_micros: i64,
 }
 
 impl Context {
     fn fail(&self, table: &Table, appid: &AppId, window: DateRange, error: String) {
+        let error = crate::write::store::one_line(&error);
         tracing::error!(appid = %appid, table = %table, window = %window, "{error}");
         self.failures.lock().unwrap().push(FailedCell {
             table: table.name.clone(),
@@ -136,9 +144,18 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
     let output = Output::open(&config.output).map_err(RunError::Output)?;
     let dataset = Dataset::open(output, config.buckets).await.map_err(|e| RunError::Output(e.to_string()))?;
     let stats = plan.tables.iter().map(|t| (t.table.name.clone(), TableStats::default())).collect();
-    let ctx = Arc::new(Context { extractor, dataset, accounts, stats, failures: Mutex::new(Vec::new()), extracted_at_micros });
+    let ctx = Arc::new(Context {
+        extractor,
+        dataset,
+        accounts,
+        stats,
+        failures: Mutex::new(Vec::new()),
+        store_failed: Mutex::new(None),
+        extracted_at_micros,
+    });
 
-    let units: Vec<(Arc<Table>, Window)> = plan.tables.iter().flat_map(|t| t.windows.iter().map(|w| (t.table.clone(), w.clone()))).collect();
+    let units: Vec<(Arc<Table>, Window)> =
+        plan.tables.iter().flat_map(|t| t.windows.iter().map(|w| (t.table.clone(), w.clone()))).collect();
     // Enough units in flight to keep `concurrency` requests busy, and no more: each unit holds
     // its rows in memory until written.
     let in_flight = config.concurrency.div_ceil(config.accounts.len().max(1)).max(2);
@@ -198,7 +215,11 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
 async fn preflight(extractor: &Extractor, accounts: &[Account]) -> Result<Vec<Live>, RunError> {
     let live: Vec<Live> = accounts
         .iter()
-        .map(|a| Live { session: extractor.session(a.clone()), failed: Mutex::new(None), stopped: Mutex::new(HashMap::new()) })
+        .map(|a| Live {
+            session: extractor.session(a.clone()),
+            failed: Mutex::new(None),
+            stopped: Mutex::new(HashMap::new()),
+        })
         .collect();
     let results = futures::future::join_all(live.iter().map(|l| l.session.tokens.get())).await;
     let mut refused = 0;
@@ -225,6 +246,18 @@ async fn preflight(extractor: &Extractor, accounts: &[Account]) -> Result<Vec<Li
 /// Fetches one window for every account, then writes it.
 async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
     let stats = &ctx.stats[&table.name];
+    let store_failed = ctx.store_failed.lock().unwrap().clone();
+    if let Some(why) = store_failed {
+        for live in &ctx.accounts {
+            ctx.fail(
+                &table,
+                &live.session.appid,
+                window.range,
+                format!("skipped, the output store failed earlier: {why}"),
+            );
+        }
+        return;
+    }
     let fetches = ctx.accounts.iter().map(|live| {
         let (ctx, table) = (&ctx, &table);
         async move {
@@ -263,8 +296,10 @@ async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
                 stats.rows.fetch_add(rows, Ordering::Relaxed);
             }
             Err(e) => {
+                let why = format!("write {}: {e}", table.name);
+                ctx.store_failed.lock().unwrap().get_or_insert_with(|| why.clone());
                 for appid in &accounts {
-                    ctx.fail(&table, appid, window.range, format!("write {}: {e}", table.name));
+                    ctx.fail(&table, appid, window.range, why.clone());
                 }
                 // The remaining dates of this window stay as they were; the cell is reported
                 // failed and a re-run rewrites it whole.
@@ -283,7 +318,8 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: DateRange
         why
     })?;
     let mut counters = Counters::default();
-    let rows = normalize::decode(table, &raw, window, &mut counters).map_err(|e| format!("{} {window}: {e}", table.endpoint))?;
+    let rows = normalize::decode(table, &raw, window, &mut counters)
+        .map_err(|e| format!("{} {window}: {e}", table.endpoint))?;
     if counters.out_of_window > 0 {
         tracing::warn!(appid = %live.session.appid, table = %table, window = %window, rows = counters.out_of_window, "the API sent rows dated outside the window; they were dropped");
     }

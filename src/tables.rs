@@ -13,7 +13,8 @@ pub fn describe() -> String {
             Period::Week => "one row set per week, dated by its Monday",
             Period::Month => "one row set per month, dated by its 1st",
         };
-        let _ = writeln!(s, "{}  (API: {}, up to {} day(s) per request, {period})", t.name, t.endpoint, t.max_span_days);
+        let _ =
+            writeln!(s, "{}  (API: {}, up to {} day(s) per request, {period})", t.name, t.endpoint, t.max_span_days);
         let _ = writeln!(s, "  {}", t.description);
         let _ = writeln!(s, "  {:<22} date  (partition: ref_date=YYYY-MM-DD)", "ref_date");
         for c in &t.columns {
@@ -25,7 +26,11 @@ pub fn describe() -> String {
                 Source::Field { field, divide_by: Some(d), .. } => format!("API field {} / {d}", t.api_fields[*field]),
                 Source::Field { field, .. } => format!("API field {}", t.api_fields[*field]),
                 Source::Label { field } => {
-                    let labels = t.labels.get(field).map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+                    let labels = t
+                        .labels
+                        .get(field)
+                        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+                        .unwrap_or_default();
                     format!("label of {}: {labels}", t.api_fields[*field])
                 }
             };

@@ -153,7 +153,10 @@ mod tests {
     #[test]
     fn messages_read_as_fragments() {
         let e = ApiError { code: 45009, message: "reach max api daily quota limit rid: 1-2-3".into() };
-        assert_eq!(e.to_string(), "errcode 45009 (daily quota for this API reached: retry tomorrow): reach max api daily quota limit rid: 1-2-3");
+        assert_eq!(
+            e.to_string(),
+            "errcode 45009 (daily quota for this API reached: retry tomorrow): reach max api daily quota limit rid: 1-2-3"
+        );
         assert_eq!(ApiError { code: 9, message: String::new() }.to_string(), "errcode 9");
         assert_eq!(CallError::Http { status: 502, snippet: "<html>".into() }.to_string(), "HTTP 502: <html>");
         assert_eq!(CallError::Http { status: 503, snippet: "x".into() }.class(), Class::Transient);

@@ -42,7 +42,12 @@ impl ApiClient {
     }
 
     /// POSTs `body` as JSON to `path`; `query` may carry credentials and is never printed.
-    pub async fn post_json(&self, path: &str, query: &[(&str, &str)], body: &serde_json::Value) -> Result<Bytes, CallError> {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Bytes, CallError> {
         let request = self.http.post(self.url(path, query)).json(body);
         self.send("POST", path, request).await
     }
@@ -70,17 +75,25 @@ impl ApiClient {
 
     async fn send(&self, method: &str, path: &str, request: reqwest::RequestBuilder) -> Result<Bytes, CallError> {
         let what = || self.describe(method, path);
-        let mut response = request.send().await.map_err(|e| CallError::Transport(format!("{}: {}", what(), transport_reason(e))))?;
+        let mut response =
+            request.send().await.map_err(|e| CallError::Transport(format!("{}: {}", what(), transport_reason(e))))?;
         let status = response.status();
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| CallError::Transport(format!("{}: reading the body: {}", what(), transport_reason(e))))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| CallError::Transport(format!("{}: reading the body: {}", what(), transport_reason(e))))?
+        {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(CallError::Body(format!("{}: body larger than {} MiB", what(), MAX_BODY_BYTES >> 20)));
             }
             body.extend_from_slice(&chunk);
         }
         if !status.is_success() {
-            return Err(CallError::Http { status: status.as_u16(), snippet: truncate(&String::from_utf8_lossy(&body), 80) });
+            return Err(CallError::Http {
+                status: status.as_u16(),
+                snippet: truncate(&String::from_utf8_lossy(&body), 80),
+            });
         }
         Ok(body.freeze())
     }
@@ -122,7 +135,10 @@ mod tests {
     #[test]
     fn urls_join_the_base_path() {
         let api = ApiClient::new(Url::parse("http://127.0.0.1:1/proxy/").unwrap(), Duration::from_secs(1)).unwrap();
-        assert_eq!(api.url("/datacube/x", &[("access_token", "t")]).as_str(), "http://127.0.0.1:1/proxy/datacube/x?access_token=t");
+        assert_eq!(
+            api.url("/datacube/x", &[("access_token", "t")]).as_str(),
+            "http://127.0.0.1:1/proxy/datacube/x?access_token=t"
+        );
         assert_eq!(api.describe("POST", "/datacube/x"), "POST http://127.0.0.1:1/proxy/datacube/x");
     }
 }

@@ -67,7 +67,13 @@ impl Extractor {
 
     /// Fetches one window of one table for one account, retrying as the error classes say.
     /// Every request sent, retries included, is counted in `requests`.
-    pub async fn fetch(&self, session: &AccountSession, table: &Table, window: DateRange, requests: &AtomicU64) -> Result<RawRows, CellFailure> {
+    pub async fn fetch(
+        &self,
+        session: &AccountSession,
+        table: &Table,
+        window: DateRange,
+        requests: &AtomicU64,
+    ) -> Result<RawRows, CellFailure> {
         let mut retries = 0;
         let mut token_renewed = false;
         loop {
@@ -78,7 +84,9 @@ impl Extractor {
             let class = error.class();
             let wait = match class {
                 Class::TokenRejected if session.tokens.is_given() => {
-                    let error = CallError::Token(format!("{error}; the access token given cannot be renewed: pass a fresh one with --access-token or WECHAT_ACCESS_TOKEN"));
+                    let error = CallError::Token(format!(
+                        "{error}; the access token given cannot be renewed: pass a fresh one with --access-token or WECHAT_ACCESS_TOKEN"
+                    ));
                     return Err(CellFailure { error, scope: Scope::Account });
                 }
                 Class::TokenRejected if !token_renewed => {
@@ -87,7 +95,8 @@ impl Extractor {
                     None
                 }
                 Class::Transient | Class::RateLimited if retries < self.retry.max_retries => {
-                    let wait = error.wait_hint(chrono::Utc::now().second()).unwrap_or_else(|| self.retry.backoff(retries));
+                    let wait =
+                        error.wait_hint(chrono::Utc::now().second()).unwrap_or_else(|| self.retry.backoff(retries));
                     retries += 1;
                     tracing::warn!(appid = %session.appid, table = %table, window = %window, retry = retries, wait_ms = wait.as_millis() as u64, error = %error, "request failed, retrying");
                     Some(wait)
@@ -103,10 +112,20 @@ impl Extractor {
         }
     }
 
-    async fn try_once(&self, session: &AccountSession, table: &Table, window: DateRange, requests: &AtomicU64) -> Result<RawRows, CallError> {
+    async fn try_once(
+        &self,
+        session: &AccountSession,
+        table: &Table,
+        window: DateRange,
+        requests: &AtomicU64,
+    ) -> Result<RawRows, CallError> {
         // The token cache retries its own transient failures; what comes out of it is final for
         // the account.
-        let token = session.tokens.get().await.map_err(|e| CallError::Token(format!("access token for {}: {e}", session.appid)))?;
+        let token = session
+            .tokens
+            .get()
+            .await
+            .map_err(|e| CallError::Token(format!("access token for {}: {e}", session.appid)))?;
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         requests.fetch_add(1, Ordering::Relaxed);
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});

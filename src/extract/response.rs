@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn rows_and_empty_results() {
-        let ok = rows(r#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":2,"msg_count":3,"user_source":0}]}"#);
+        let ok =
+            rows(r#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":2,"msg_count":3,"user_source":0}]}"#);
         assert_eq!(ok.unwrap().unwrap().len(), 1);
         assert_eq!(rows(r#"{"list":[]}"#).unwrap().unwrap().len(), 0);
         assert_eq!(rows(r#"{}"#).unwrap().unwrap().len(), 0);

@@ -34,7 +34,8 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_bounded() {
-        let p = RetryPolicy { max_retries: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let p =
+            RetryPolicy { max_retries: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
         for retry in 0..40 {
             let step = Duration::from_millis(100).saturating_mul(1 << retry.min(16)).min(Duration::from_secs(1));
             let d = p.backoff(retry);

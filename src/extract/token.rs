@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::errors::{CallError, Class};
@@ -43,7 +43,9 @@ impl TokenCache {
         let mut state = self.state.lock().await;
         if let Credentials::AccessToken(token) = &self.account.credentials {
             if let Some(why) = &state.given_rejected {
-                return Err(CallError::Token(format!("{why}; the access token given cannot be renewed: pass a fresh one with --access-token or WECHAT_ACCESS_TOKEN")));
+                return Err(CallError::Token(format!(
+                    "{why}; the access token given cannot be renewed: pass a fresh one with --access-token or WECHAT_ACCESS_TOKEN"
+                )));
             }
             return Ok(token.clone());
         }

@@ -68,7 +68,10 @@ mod tests {
     fn paths() {
         let root = Path::from("lake/wechat");
         let d = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
-        assert_eq!(data_path(&root, "upstream_msg", d, 7).as_ref(), "lake/wechat/upstream_msg/ref_date=2024-03-01/part-07.parquet");
+        assert_eq!(
+            data_path(&root, "upstream_msg", d, 7).as_ref(),
+            "lake/wechat/upstream_msg/ref_date=2024-03-01/part-07.parquet"
+        );
         assert_eq!(data_path(&Path::default(), "t", d, 123).as_ref(), "t/ref_date=2024-03-01/part-123.parquet");
         assert_eq!(settings_path(&root).as_ref(), "lake/wechat/_wxcube/dataset.json");
     }
@@ -81,6 +84,9 @@ mod tests {
             counts[bucket_of(id, 16) as usize] += 1;
         }
         assert!(counts.iter().all(|&c| c > 30), "{counts:?}");
-        assert_eq!(bucket_of(&AppId::parse("wxdemo000000000001").unwrap(), 16), bucket_of(&AppId::parse("wxdemo000000000001").unwrap(), 16));
+        assert_eq!(
+            bucket_of(&AppId::parse("wxdemo000000000001").unwrap(), 16),
+            bucket_of(&AppId::parse("wxdemo000000000001").unwrap(), 16)
+        );
     }
 }

@@ -80,23 +80,31 @@ impl Dataset {
     /// another bucket count is refused, since its accounts' rows live in other files.
     pub async fn open(output: Output, buckets: Option<u32>) -> Result<Self, WriteError> {
         let path = layout::settings_path(&output.root);
-        let wanted = Settings { format_version: 1, buckets: buckets.unwrap_or(DEFAULT_BUCKETS), bucket_hash: "fnv1a64".into() };
+        let wanted =
+            Settings { format_version: 1, buckets: buckets.unwrap_or(DEFAULT_BUCKETS), bucket_hash: "fnv1a64".into() };
+        let store_err = |source| WriteError::Store { path: output.url_of(&path), source };
         let existing = match output.store.get(&path).await {
-            Ok(found) => Some(found.bytes().await.map_err(|source| store_err(&path, source))?),
+            Ok(found) => Some(found.bytes().await.map_err(store_err)?),
             Err(object_store::Error::NotFound { .. }) => None,
-            Err(source) => return Err(store_err(&path, source)),
+            Err(source) => return Err(store_err(source)),
         };
         let settings = match existing {
-            Some(bytes) => serde_json::from_slice::<Settings>(&bytes)
-                .map_err(|e| WriteError::Settings(format!("{}/{path} is unreadable ({e}): restore it or write to a new output", output.spec)))?,
+            Some(bytes) => serde_json::from_slice::<Settings>(&bytes).map_err(|e| {
+                WriteError::Settings(format!(
+                    "{}/{path} is unreadable ({e}): restore it or write to a new output",
+                    output.spec
+                ))
+            })?,
             None => {
                 let body = serde_json::to_vec_pretty(&wanted).expect("settings serialise");
                 let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
                 match output.store.put_opts(&path, PutPayload::from(body), opts).await {
                     Ok(_) => wanted.clone(),
                     // Another run created it first: read theirs.
-                    Err(object_store::Error::AlreadyExists { .. }) => return Box::pin(Self::open(output, buckets)).await,
-                    Err(source) => return Err(store_err(&path, source)),
+                    Err(object_store::Error::AlreadyExists { .. }) => {
+                        return Box::pin(Self::open(output, buckets)).await;
+                    }
+                    Err(source) => return Err(store_err(source)),
                 }
             }
         };
@@ -114,6 +122,10 @@ impl Dataset {
         Ok(Self { output, settings, unique: AtomicU64::new(0) })
     }
 
+    fn store_err(&self, path: &Path, source: object_store::Error) -> WriteError {
+        WriteError::Store { path: self.output.url_of(path), source }
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -128,7 +140,13 @@ impl Dataset {
 
     /// Replaces the rows of `accounts` on `date` of `table` by `rows` (which must hold only
     /// rows of those accounts, all dated `date`), bucket file by bucket file.
-    pub async fn replace(&self, table: &Table, date: NaiveDate, accounts: &BTreeSet<AppId>, rows: &RecordBatch) -> Result<Written, WriteError> {
+    pub async fn replace(
+        &self,
+        table: &Table,
+        date: NaiveDate,
+        accounts: &BTreeSet<AppId>,
+        rows: &RecordBatch,
+    ) -> Result<Written, WriteError> {
         let mut by_bucket: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
         for a in accounts {
             by_bucket.entry(self.bucket_of(a)).or_default().insert(a.as_str());
@@ -144,30 +162,39 @@ impl Dataset {
         Ok(total)
     }
 
-    async fn replace_bucket(&self, table: &Table, date: NaiveDate, bucket: u32, members: &BTreeSet<&str>, new_rows: RecordBatch) -> Result<Written, WriteError> {
+    async fn replace_bucket(
+        &self,
+        table: &Table,
+        date: NaiveDate,
+        bucket: u32,
+        members: &BTreeSet<&str>,
+        new_rows: RecordBatch,
+    ) -> Result<Written, WriteError> {
         let store = &self.output.store;
         let path = layout::data_path(&self.output.root, &table.name, date, bucket);
         let existing = match store.get(&path).await {
-            Ok(found) => Some(found.bytes().await.map_err(|source| store_err(&path, source))?),
+            Ok(found) => Some(found.bytes().await.map_err(|source| self.store_err(&path, source))?),
             Err(object_store::Error::NotFound { .. }) => None,
-            Err(source) => return Err(store_err(&path, source)),
+            Err(source) => return Err(self.store_err(&path, source)),
         };
         if existing.is_none() && new_rows.num_rows() == 0 {
             return Ok(Written::default());
         }
         let mut parts = vec![];
         if let Some(bytes) = &existing {
-            let old = read_parquet(table, bytes.clone()).map_err(|message| WriteError::File { path: path.to_string(), message })?;
+            let old = read_parquet(table, bytes.clone())
+                .map_err(|message| WriteError::File { path: self.output.url_of(&path), message })?;
             parts.push(select_accounts(table, &old, |a| !members.contains(a)));
         }
         let rows = new_rows.num_rows() as u64;
         parts.push(new_rows);
         let merged = concat_batches(&table.schema(), &parts).expect("batches share the table schema");
         if merged.num_rows() == 0 {
-            store.delete(&path).await.map_err(|source| store_err(&path, source))?;
+            store.delete(&path).await.map_err(|source| self.store_err(&path, source))?;
             return Ok(Written { files_written: 0, files_removed: 1, rows });
         }
-        let bytes = encode_parquet(table, &sort_rows(table, &merged)).map_err(|message| WriteError::File { path: path.to_string(), message })?;
+        let bytes = encode_parquet(table, &sort_rows(table, &merged))
+            .map_err(|message| WriteError::File { path: self.output.url_of(&path), message })?;
         self.put_atomic(&path, bytes).await?;
         Ok(Written { files_written: 1, files_removed: 0, rows })
     }
@@ -175,23 +202,20 @@ impl Dataset {
     async fn put_atomic(&self, path: &Path, bytes: Bytes) -> Result<(), WriteError> {
         let store = &self.output.store;
         if !self.output.stage_locally() {
-            store.put(path, PutPayload::from(bytes)).await.map_err(|source| store_err(path, source))?;
+            store.put(path, PutPayload::from(bytes)).await.map_err(|source| self.store_err(path, source))?;
             return Ok(());
         }
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
         let staged = layout::staging_dir(&self.output.root).join(format!("{}-{n}.parquet", std::process::id()));
-        store.put(&staged, PutPayload::from(bytes)).await.map_err(|source| store_err(&staged, source))?;
-        store.rename(&staged, path).await.map_err(|source| store_err(path, source))
+        store.put(&staged, PutPayload::from(bytes)).await.map_err(|source| self.store_err(&staged, source))?;
+        store.rename(&staged, path).await.map_err(|source| self.store_err(path, source))
     }
-}
-
-fn store_err(path: &Path, source: object_store::Error) -> WriteError {
-    WriteError::Store { path: path.to_string(), source }
 }
 
 /// The rows of `batch` whose appid passes `keep`.
 fn select_accounts(table: &Table, batch: &RecordBatch, keep: impl Fn(&str) -> bool) -> RecordBatch {
-    let appids = batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().expect("appid is a string column");
+    let appids =
+        batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().expect("appid is a string column");
     let mask: BooleanArray = appids.iter().map(|a| Some(a.is_some_and(&keep))).collect();
     filter_record_batch(batch, &mask).expect("mask has the batch's length")
 }
@@ -217,7 +241,8 @@ fn writer_properties() -> WriterProperties {
 /// Encodes one batch as a Parquet file.
 pub fn encode_parquet(table: &Table, batch: &RecordBatch) -> Result<Bytes, String> {
     let mut buf = Vec::with_capacity(4096);
-    let mut writer = ArrowWriter::try_new(&mut buf, table.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, table.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
     writer.write(batch).map_err(|e| e.to_string())?;
     writer.close().map_err(|e| e.to_string())?;
     Ok(Bytes::from(buf))
@@ -225,10 +250,18 @@ pub fn encode_parquet(table: &Table, batch: &RecordBatch) -> Result<Bytes, Strin
 
 /// Reads a whole Parquet file, which must have the table's schema.
 pub fn read_parquet(table: &Table, bytes: Bytes) -> Result<RecordBatch, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format!("not a readable Parquet file ({e})"))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format!("not a readable Parquet file ({e})"))?;
     if builder.schema().fields() != table.schema().fields() {
-        return Err(format!("existing file has a different schema than table {} declares: move it away or write to a new output", table.name));
+        return Err(format!(
+            "existing file has a different schema than table {} declares: move it away or write to a new output",
+            table.name
+        ));
     }
-    let batches = builder.build().map_err(|e| e.to_string())?.collect::<Result<Vec<_>, _>>().map_err(|e| format!("corrupt Parquet file ({e})"))?;
+    let batches = builder
+        .build()
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("corrupt Parquet file ({e})"))?;
     concat_batches(&table.schema(), &batches).map_err(|e| e.to_string())
 }

@@ -5,10 +5,12 @@
 //! to appear at once (see [`Output::stage_locally`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use url::Url;
 
 /// A parsed `--output` value, before anything is created.
@@ -29,11 +31,20 @@ impl OutputSpec {
         }
         let url = Url::parse(s).map_err(|e| format!("--output '{s}' is not a valid URL ({e})"))?;
         match url.scheme() {
-            "file" => url.to_file_path().map(Self::Local).map_err(|_| format!("--output '{s}' is not a local file URL: use file:///absolute/path")),
+            "file" => url
+                .to_file_path()
+                .map(Self::Local)
+                .map_err(|_| format!("--output '{s}' is not a local file URL: use file:///absolute/path")),
             "s3" => {
-                let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| format!("--output '{s}' has no bucket: use s3://bucket/prefix"))?;
+                let bucket = url
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| format!("--output '{s}' has no bucket: use s3://bucket/prefix"))?;
                 if url.password().is_some() || !url.username().is_empty() || url.query().is_some() {
-                    return Err("--output must not carry credentials or options: set AWS_* environment variables instead".into());
+                    return Err(
+                        "--output must not carry credentials or options: set AWS_* environment variables instead"
+                            .into(),
+                    );
                 }
                 Ok(Self::S3 { bucket: bucket.to_string(), prefix: url.path().trim_matches('/').to_string() })
             }
@@ -51,6 +62,25 @@ impl std::fmt::Display for OutputSpec {
     }
 }
 
+/// Retries of the object store's own requests: enough to ride out a brief outage, short
+/// enough that an unreachable endpoint is reported in seconds rather than minutes.
+fn store_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(60),
+    }
+}
+
+/// Error text on one line: the store's messages sometimes span several.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// An opened output location.
 #[derive(Clone, Debug)]
 pub struct Output {
@@ -65,7 +95,8 @@ impl Output {
     pub fn open(spec: &OutputSpec) -> Result<Self, String> {
         match spec {
             OutputSpec::Local(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create output folder {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create output folder {}: {e}", dir.display()))?;
                 // fsync: a run reports files as durable; automatic cleanup: a partition whose
                 // last file is removed does not linger as an empty folder.
                 let store = LocalFileSystem::new_with_prefix(dir)
@@ -75,14 +106,27 @@ impl Output {
                 Ok(Self { store: Arc::new(store), root: Path::default(), spec: spec.clone() })
             }
             OutputSpec::S3 { bucket, prefix } => {
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    // S3-compatible servers are addressed by path; AWS itself accepts both.
-                    .with_virtual_hosted_style_request(false)
-                    .build()
-                    .map_err(|e| format!("cannot open {spec}: {e}"))?;
+                // The standard AWS_* variables (endpoint, keys, session token, region,
+                // AWS_ALLOW_HTTP, …) configure the store; the URL only names bucket and prefix.
+                // Requests are path-style unless AWS_VIRTUAL_HOSTED_STYLE_REQUEST says otherwise,
+                // which is what S3-compatible servers expect.
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(store_retry());
+                if std::env::var_os("AWS_DISABLE_BULK_DELETE").is_none() {
+                    // wxcube deletes one object at a time; a plain DeleteObject works on every
+                    // S3-compatible store, the bulk DeleteObjects call does not.
+                    builder = builder.with_disable_bulk_delete(true);
+                }
+                let store = builder.build().map_err(|e| format!("cannot open {spec}: {}", one_line(&e.to_string())))?;
                 Ok(Self { store: Arc::new(store), root: Path::from(prefix.as_str()), spec: spec.clone() })
             }
+        }
+    }
+
+    /// A full, printable address of `path` in this store, e.g. `s3://lake/x/t/part-00.parquet`.
+    pub fn url_of(&self, path: &Path) -> String {
+        match &self.spec {
+            OutputSpec::Local(dir) => dir.join(path.as_ref()).display().to_string(),
+            OutputSpec::S3 { bucket, .. } => format!("s3://{bucket}/{path}"),
         }
     }
 
@@ -103,7 +147,10 @@ mod tests {
     fn specs() {
         assert_eq!(OutputSpec::parse("out/x").unwrap(), OutputSpec::Local("out/x".into()));
         assert_eq!(OutputSpec::parse("file:///tmp/x").unwrap(), OutputSpec::Local("/tmp/x".into()));
-        assert_eq!(OutputSpec::parse("s3://lake/wechat/raw/").unwrap(), OutputSpec::S3 { bucket: "lake".into(), prefix: "wechat/raw".into() });
+        assert_eq!(
+            OutputSpec::parse("s3://lake/wechat/raw/").unwrap(),
+            OutputSpec::S3 { bucket: "lake".into(), prefix: "wechat/raw".into() }
+        );
         assert!(OutputSpec::parse("s3://key:secret@lake/x").unwrap_err().contains("AWS_*"));
         assert!(OutputSpec::parse("gs://x/y").unwrap_err().contains("not supported"));
         assert!(OutputSpec::parse("").is_err());

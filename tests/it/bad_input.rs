@@ -25,7 +25,10 @@ async fn usage_errors_exit_2_with_one_line() {
     let s1 = secret(1);
     let today_plus = (chrono::Utc::now() + chrono::Days::new(1)).format("%Y-%m-%d").to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--tables", "upstream_msgs", "--begin", "2024-03-01", "--end", "2024-03-02"], "unknown table 'upstream_msgs'"),
+        (
+            vec!["--tables", "upstream_msgs", "--begin", "2024-03-01", "--end", "2024-03-02"],
+            "unknown table 'upstream_msgs'",
+        ),
         (vec!["--begin", "2024-3-01"], "YYYY-MM-DD"),
         (vec!["--begin", "2024-02-30"], "is not a date"),
         (vec!["--begin", "2024-03-05", "--end", "2024-03-01"], "--begin 2024-03-05 is after --end 2024-03-01"),
@@ -55,10 +58,12 @@ async fn credential_problems_exit_2() {
     assert_refused(&missing, 2, "no credentials", &[]);
 
     let id = appid(1);
-    let wrong = wxcube(&[&args(&["--appid"])[..], &[&id]].concat(), &[("WECHAT_SECRET", "not-the-secret-0123456789")]).await;
+    let wrong =
+        wxcube(&[&args(&["--appid"])[..], &[&id]].concat(), &[("WECHAT_SECRET", "not-the-secret-0123456789")]).await;
     assert_refused(&wrong, 2, "40125", &["not-the-secret-0123456789"]);
 
-    let unknown = wxcube(&args(&["--appid", "wx00000000000000ff"]), &[("WECHAT_SECRET", "whatever-secret-value")]).await;
+    let unknown =
+        wxcube(&args(&["--appid", "wx00000000000000ff"]), &[("WECHAT_SECRET", "whatever-secret-value")]).await;
     assert_refused(&unknown, 2, "40013", &["whatever-secret-value"]);
 
     let token_without_appid = wxcube(&args(&[]), &[("WECHAT_ACCESS_TOKEN", "tok-abcdef-123456")]).await;
@@ -74,7 +79,21 @@ async fn api_base_problems() {
     let s1 = secret(1);
     let id = appid(1);
     let flags = |base: &'static str| {
-        vec!["extract", "--output", out_s, "--api-base", base, "--appid", &id, "--begin", "2024-03-01", "--end", "2024-03-02", "--max-retries", "1"]
+        vec![
+            "extract",
+            "--output",
+            out_s,
+            "--api-base",
+            base,
+            "--appid",
+            &id,
+            "--begin",
+            "2024-03-01",
+            "--end",
+            "2024-03-02",
+            "--max-retries",
+            "1",
+        ]
     };
     let plain = wxcube(&flags("http://api.example.com"), &[("WECHAT_SECRET", &s1)]).await;
     assert_refused(&plain, 2, "plain http", &[&s1]);
@@ -95,7 +114,20 @@ async fn a_given_access_token_is_used_as_is_and_never_printed() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let (base, out_s, id) = (sim.base_url(), out.to_str().unwrap().to_string(), appid(1));
-    let args = ["extract", "--output", &out_s, "--api-base", &base, "--appid", &id, "--begin", "2024-03-01", "--end", "2024-03-03", "-vv"];
+    let args = [
+        "extract",
+        "--output",
+        &out_s,
+        "--api-base",
+        &base,
+        "--appid",
+        &id,
+        "--begin",
+        "2024-03-01",
+        "--end",
+        "2024-03-03",
+        "-vv",
+    ];
     let bogus = wxcube(&args, &[("WECHAT_ACCESS_TOKEN", "bogus-token-value-42")]).await;
     assert_eq!(bogus.code, 1, "{}", bogus.stderr);
     assert!(bogus.stderr.contains("40001"), "{}", bogus.stderr);

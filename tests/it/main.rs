@@ -5,5 +5,7 @@
 
 mod bad_input;
 mod pipeline;
+mod proxy;
 mod readback;
+mod s3;
 mod support;

@@ -82,7 +82,8 @@ async fn a_run_for_account_b_leaves_account_a_untouched() {
         assert_eq!(table_rows(out.path(), t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-31"), "{t}");
     }
     // A re-run of A with other buckets is refused: its rows live in the files of bucket 0.
-    let refused = extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31", "--buckets", "16"]).await;
+    let refused =
+        extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31", "--buckets", "16"]).await;
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("--buckets 1"), "{}", refused.stderr);
 }
@@ -92,7 +93,13 @@ async fn dry_run_prints_the_plan_and_calls_nothing() {
     let sim = simulator().await;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("never-created");
-    let run = extract(&sim, &out, 1, &["--begin", "2024-02-01", "--end", "2024-03-31", "--tables", "upstream_msg,getupstreammsgmonth", "--dry-run"]).await;
+    let run = extract(
+        &sim,
+        &out,
+        1,
+        &["--begin", "2024-02-01", "--end", "2024-03-31", "--tables", "upstream_msg,getupstreammsgmonth", "--dry-run"],
+    )
+    .await;
     run.assert_ok();
     let lines: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with('#') && !l.starts_with('{')).collect();
     let mut want: Vec<String> = Vec::new();
@@ -133,4 +140,90 @@ async fn tables_lists_the_registry() {
         assert!(run.stdout.contains(&format!("{}  (API: {}", t.name, t.endpoint)), "{}", run.stdout);
     }
     assert!(run.stdout.contains("msg_type_label"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_window_fails_its_cell_and_the_rest_goes_on() {
+    // The server enforces a 3-day span on getupstreammsg where the registry says 7: the 7-day
+    // window is refused with 61501; the 3-day one after it and every other table are written.
+    let mut config = wxcube::simulate::SimConfig {
+        clock: wxcube::simulate::Clock::noon_on(d(TODAY)),
+        ..wxcube::simulate::SimConfig::default()
+    };
+    config.max_span_days.insert("upstream_msg".into(), 3);
+    let sim = simulator_with(config).await;
+    let out = tempfile::tempdir().unwrap();
+    let run =
+        extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-10", "--max-retries", "0"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary = run.summary();
+    assert_eq!(summary["status"], "partial");
+    let failed: Vec<(String, String, String)> = summary["failed_cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["table"].as_str().unwrap().into(),
+                c["begin"].as_str().unwrap().into(),
+                c["end"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(failed, [("upstream_msg".to_string(), "2024-03-01".to_string(), "2024-03-07".to_string())]);
+    assert!(summary["failed_cells"][0]["error"].as_str().unwrap().contains("61501"));
+    let msg = registry::find("upstream_msg").unwrap();
+    assert_eq!(table_rows(out.path(), msg), expected_rows(msg, &[1], "2024-03-08", "2024-03-10"));
+    for t in registry::tables().iter().filter(|t| t.name != "upstream_msg") {
+        assert_eq!(table_rows(out.path(), t), expected_rows(t, &[1], "2024-03-01", "2024-03-10"), "{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_legacy_token_endpoint_is_used_only_when_asked() {
+    let sim = simulator().await;
+    let out = tempfile::tempdir().unwrap();
+    let flags = ["--begin", "2024-03-01", "--end", "2024-03-02", "--tables", "upstream_msg"];
+    extract(&sim, out.path(), 1, &flags).await.assert_ok();
+    assert_eq!((sim.stats().token_calls.stable_token, sim.stats().token_calls.token), (1, 0));
+    extract(&sim, out.path(), 1, &[&flags[..], &["--legacy-token-endpoint"]].concat()).await.assert_ok();
+    assert_eq!((sim.stats().token_calls.stable_token, sim.stats().token_calls.token), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulate_command_serves_a_run() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxcube"))
+        .args(["simulate", "--today", TODAY])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let base = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
+    let out = tempfile::tempdir().unwrap();
+    let run = wxcube(
+        &[
+            "extract",
+            "--output",
+            out.path().to_str().unwrap(),
+            "--api-base",
+            &base,
+            "--appid",
+            &appid(3),
+            "--begin",
+            "2024-03-01",
+            "--end",
+            "2024-03-31",
+        ],
+        &[("WECHAT_SECRET", &secret(3))],
+    )
+    .await;
+    run.assert_ok();
+    for t in registry::tables() {
+        assert_eq!(table_rows(out.path(), t), expected_rows(t, &[3], "2024-03-01", "2024-03-31"), "{t}");
+    }
+    child.kill().await.unwrap();
 }

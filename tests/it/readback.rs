@@ -6,12 +6,6 @@ use wxcube::registry;
 
 use crate::support::*;
 
-/// The Python with the test readers installed (scripts/test.sh sets it up).
-fn python() -> String {
-    std::env::var("WXCUBE_PYTHON")
-        .expect("WXCUBE_PYTHON is not set: run the suite with scripts/test.sh, which installs DuckDB for these checks")
-}
-
 fn duckdb_view(out: &Path) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readback/duckdb_check.py");
     let mut cmd = std::process::Command::new(python());
@@ -62,9 +56,13 @@ async fn the_duckdb_example_runs_on_demo_shaped_output() {
     let sim = simulator().await;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("wxcube-demo");
-    extract(&sim, &out, 2, &["--begin", "2024-03-01", "--end", "2024-03-07", "--tables", "upstream_msg"]).await.assert_ok();
+    extract(&sim, &out, 2, &["--begin", "2024-03-01", "--end", "2024-03-07", "--tables", "upstream_msg"])
+        .await
+        .assert_ok();
     let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/duckdb/daily_messages.sql");
-    let code = format!("import duckdb, json; rows = duckdb.sql(open({sql:?}).read()).fetchall(); print(json.dumps([[str(c) for c in r] for r in rows]))");
+    let code = format!(
+        "import duckdb, json; rows = duckdb.sql(open({sql:?}).read()).fetchall(); print(json.dumps([[str(c) for c in r] for r in rows]))"
+    );
     let run = std::process::Command::new(python()).arg("-c").arg(code).current_dir(tmp.path()).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let rows: Vec<Vec<String>> = serde_json::from_slice(&run.stdout).unwrap();

@@ -63,7 +63,9 @@ impl Run {
 pub async fn wxcube(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxcube"));
     cmd.args(args);
-    for var in ["WECHAT_APPID", "WECHAT_SECRET", "WECHAT_SECRET_FILE", "WECHAT_ACCESS_TOKEN", "WECHAT_API_BASE", "RUST_LOG"] {
+    for var in
+        ["WECHAT_APPID", "WECHAT_SECRET", "WECHAT_SECRET_FILE", "WECHAT_ACCESS_TOKEN", "WECHAT_API_BASE", "RUST_LOG"]
+    {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
@@ -120,11 +122,15 @@ pub fn table_rows(out: &Path, table: &Table) -> Vec<Key> {
     rows
 }
 
-fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Key> {
+pub fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Key> {
     let appids = batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().unwrap();
     let int = |i: usize, row: usize| -> i64 {
         let col = batch.column(i);
-        if let Some(a) = col.as_any().downcast_ref::<Int32Array>() { i64::from(a.value(row)) } else { col.as_any().downcast_ref::<Int64Array>().unwrap().value(row) }
+        if let Some(a) = col.as_any().downcast_ref::<Int32Array>() {
+            i64::from(a.value(row))
+        } else {
+            col.as_any().downcast_ref::<Int64Array>().unwrap().value(row)
+        }
     };
     (0..batch.num_rows())
         .map(|row| {
@@ -140,7 +146,10 @@ fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Key> {
                     }
                     Source::Label { field } => {
                         let labels = batch.column(i).as_any().downcast_ref::<StringArray>().unwrap();
-                        let code = table.columns.iter().position(|x| x.source == Source::Field { field, divide_by: None, range: None });
+                        let code = table
+                            .columns
+                            .iter()
+                            .position(|x| x.source == Source::Field { field, divide_by: None, range: None });
                         let code = int(code.unwrap(), row);
                         let label = (!labels.is_null(row)).then(|| labels.value(row));
                         assert_eq!(label, table.label(field, code), "label of {code}");
@@ -188,4 +197,11 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 /// Token endpoint calls of either kind.
 pub fn token_calls(stats: &SimStats) -> u64 {
     stats.token_calls.stable_token + stats.token_calls.token
+}
+
+/// The Python with the test readers and servers installed (scripts/test.sh sets it up).
+pub fn python() -> String {
+    std::env::var("WXCUBE_PYTHON").expect(
+        "WXCUBE_PYTHON is not set: run the suite with scripts/test.sh, which installs DuckDB, moto and PySpark for these checks",
+    )
 }

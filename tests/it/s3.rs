@@ -1,0 +1,305 @@
+//! S3-compatible storage: the same guarantees as local disk, on a real S3 server (moto) on
+//! loopback, and clear failures when the store is unreachable, missing, refusing or failing.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use wxcube::account::AppId;
+use wxcube::registry;
+use wxcube::write::layout;
+
+use crate::support::*;
+
+/// A moto S3 server on a free loopback port, with IAM authentication enforced after set-up;
+/// killed when dropped, also when a test fails.
+pub struct Moto {
+    _child: tokio::process::Child,
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+pub const BUCKET: &str = "lake";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let bin = std::path::Path::new(&python()).with_file_name("moto_server");
+        let port = free_port();
+        let child = tokio::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{}: {e} (run the suite with scripts/test.sh, which installs moto)", bin.display())
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_setup.py");
+        let out = tokio::process::Command::new(python()).args([setup, &endpoint, BUCKET]).output().await.unwrap();
+        assert!(out.status.success(), "moto set-up: {}", String::from_utf8_lossy(&out.stderr));
+        let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Moto {
+            _child: child,
+            endpoint,
+            key_id: keys["access_key_id"].as_str().unwrap().into(),
+            secret: keys["secret_access_key"].as_str().unwrap().into(),
+        }
+    }
+
+    /// The AWS_* environment for wxcube, pointing at `endpoint` (the server or a proxy).
+    pub fn env(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", endpoint.to_string()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_bucket_name(BUCKET)
+                .with_access_key_id(&self.key_id)
+                .with_secret_access_key(&self.secret)
+                .with_region("us-east-1")
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// Every object key under `prefix`, sorted.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .store()
+            .list(Some(&Path::from(prefix)))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+
+    /// Multipart uploads begun and never completed nor aborted.
+    pub async fn dangling_uploads(&self) -> usize {
+        let out = tokio::process::Command::new(python())
+            .arg("-c")
+            .arg(format!(
+                "import boto3; c = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='{}', aws_secret_access_key='{}'); print(len(c.list_multipart_uploads(Bucket='{BUCKET}').get('Uploads', [])))",
+                self.endpoint, self.key_id, self.secret
+            ))
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+}
+
+/// `wxcube extract` into `s3://lake/<prefix>` with the given AWS environment.
+async fn extract_s3(
+    sim: &wxcube::simulate::RunningSimulator,
+    prefix: &str,
+    env: &[(&'static str, String)],
+    i: usize,
+    extra: &[&str],
+) -> Run {
+    let url = format!("s3://{BUCKET}/{prefix}");
+    let (base, id, key) = (sim.base_url(), appid(i), secret(i));
+    let mut args = vec!["extract", "--output", &url, "--api-base", &base, "--appid", &id];
+    args.extend_from_slice(extra);
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    envs.push(("WECHAT_SECRET", &key));
+    wxcube(&args, &envs).await
+}
+
+/// The rows of every data object of `table` under `prefix`, checking each key and schema.
+async fn s3_rows(moto: &Moto, prefix: &str, table: &registry::Table, buckets: u32) -> Vec<Key> {
+    let store = moto.store();
+    let mut rows = Vec::new();
+    for key in moto.keys(&format!("{prefix}/{}", table.name)).await {
+        let bytes = store.get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(reader.schema().as_ref(), table.schema().as_ref(), "{key}");
+        let batches: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        let batch = arrow::compute::concat_batches(&table.schema(), &batches).unwrap();
+        let date = d(key.split("ref_date=").nth(1).unwrap().split('/').next().unwrap());
+        let found = batch_rows(table, &batch, date);
+        // The key is exactly the layout's path for each row's account.
+        for (appid, ..) in &found {
+            let bucket = layout::bucket_of(&AppId::parse(appid).unwrap(), buckets);
+            assert_eq!(key, layout::data_path(&Path::from(prefix), &table.name, date, bucket).to_string());
+        }
+        rows.extend(found);
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_output_has_the_layout_and_the_rows() {
+    let (moto, sim) = (Moto::start().await, simulator().await);
+    let env = moto.env(&moto.endpoint);
+    let flags = ["--begin", "2024-02-01", "--end", "2024-03-31"];
+    extract_s3(&sim, "wechat/raw", &env, 1, &flags).await.assert_ok();
+    extract_s3(&sim, "wechat/raw", &env, 2, &flags).await.assert_ok();
+    let keys = moto.keys("wechat/raw").await;
+    assert!(keys.contains(&"wechat/raw/_wxcube/dataset.json".to_string()), "{keys:?}");
+    for k in &keys {
+        assert!(k.starts_with("wechat/raw/_wxcube/") || k.ends_with(".parquet"), "unexpected object {k}");
+    }
+    for t in registry::tables() {
+        assert_eq!(
+            s3_rows(&moto, "wechat/raw", t, 16).await,
+            expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"),
+            "{t}"
+        );
+    }
+    // Idempotent: the same run again leaves the same objects and rows.
+    extract_s3(&sim, "wechat/raw", &env, 1, &flags).await.assert_ok();
+    assert_eq!(moto.keys("wechat/raw").await, keys);
+    for t in registry::tables() {
+        assert_eq!(
+            s3_rows(&moto, "wechat/raw", t, 16).await,
+            expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"),
+            "{t}"
+        );
+    }
+    assert_eq!(moto.dangling_uploads().await, 0);
+}
+
+/// Asserts a storage failure: exit `code`, one error line naming `needle`, no credential.
+fn assert_storage_error(run: &Run, code: i32, needle: &str, moto: &Moto) {
+    assert_eq!(run.code, code, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].contains(needle), "{:?} should name {needle:?}", errors[0]);
+    assert!(!run.all_output().contains(&moto.secret), "the S3 secret leaked");
+    assert!(!run.all_output().contains(&secret(1)), "the app secret leaked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_failures_are_one_clear_line() {
+    let (moto, sim) = (Moto::start().await, simulator().await);
+    let flags = ["--begin", "2024-03-01", "--end", "2024-03-02", "--tables", "upstream_msg"];
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let run = extract_s3(&sim, "x", &moto.env(&closed), 1, &flags).await;
+    assert_storage_error(&run, 2, "s3://lake/x", &moto);
+
+    let run = extract_s3(&sim, "x", &moto.env(&moto.endpoint), 1, &flags).await;
+    run.assert_ok();
+    let missing = {
+        let (base, id, key) = (sim.base_url(), appid(1), secret(1));
+        let env = moto.env(&moto.endpoint);
+        let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        envs.push(("WECHAT_SECRET", &key));
+        let args =
+            [&["extract", "--output", "s3://no-such-bucket/x", "--api-base", &base, "--appid", &id][..], &flags[..]]
+                .concat();
+        wxcube(&args, &envs).await
+    };
+    assert_storage_error(&missing, 2, "s3://no-such-bucket/x", &moto);
+
+    let mut wrong = moto.env(&moto.endpoint);
+    wrong.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    wrong.push(("AWS_SECRET_ACCESS_KEY", "not-the-right-secret-key-123".into()));
+    let run = extract_s3(&sim, "y", &wrong, 1, &flags).await;
+    assert_storage_error(&run, 2, "s3://lake/y", &moto);
+    assert!(!run.all_output().contains("not-the-right-secret-key-123"));
+    assert!(moto.keys("y").await.is_empty(), "nothing written with refused credentials");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_failing_mid_run_leaves_complete_files_and_a_rerun_fills_the_rest() {
+    let (moto, sim) = (Moto::start().await, simulator().await);
+    let upstream: std::net::SocketAddr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
+    let proxy = crate::proxy::Proxy::start(upstream).await;
+    let env = moto.env(&proxy.url);
+    let table = registry::find("upstream_msg_hour").unwrap();
+    let flags = [
+        "--begin",
+        "2023-10-01",
+        "--end",
+        "2024-03-31",
+        "--tables",
+        "upstream_msg_hour",
+        "--concurrency",
+        "2",
+        "--max-retries",
+        "1",
+    ];
+    let run = {
+        let sim_url = sim.base_url();
+        let env = env.clone();
+        tokio::spawn(async move {
+            let (id, key) = (appid(1), secret(1));
+            let mut args = vec!["extract", "--output", "s3://lake/mid", "--api-base", &sim_url, "--appid", &id];
+            args.extend_from_slice(&flags);
+            let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            envs.push(("WECHAT_SECRET", &key));
+            wxcube(&args, &envs).await
+        })
+    };
+    // Let some files land, then cut the store off.
+    let mut landed = 0;
+    for _ in 0..400 {
+        landed = moto.keys("mid/upstream_msg_hour").await.len();
+        if landed >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(landed >= 10, "the run wrote files before the cut");
+    proxy.set_broken(true);
+    let run = run.await.unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary = run.summary();
+    let failed = summary["failed_cells"].as_array().unwrap();
+    assert!(!failed.is_empty());
+    assert!(failed.iter().all(|c| c["error"].as_str().unwrap().contains("s3://lake/mid/")), "{failed:?}");
+    assert!(!run.all_output().contains(&moto.secret));
+
+    // What was written is complete: every object reads back, with exactly its day's rows.
+    let written = s3_rows(&moto, "mid", table, 16).await;
+    assert!(!written.is_empty());
+    let days: std::collections::BTreeSet<_> = written.iter().map(|r| r.1).collect();
+    let want: Vec<Key> =
+        expected_rows(table, &[1], "2023-10-01", "2024-03-31").into_iter().filter(|r| days.contains(&r.1)).collect();
+    assert_eq!(written, want);
+
+    // Healed, the same command fills the rest.
+    proxy.set_broken(false);
+    let (sim_url, id, key) = (sim.base_url(), appid(1), secret(1));
+    let mut args = vec!["extract", "--output", "s3://lake/mid", "--api-base", &sim_url, "--appid", &id];
+    args.extend_from_slice(&flags);
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    envs.push(("WECHAT_SECRET", &key));
+    wxcube(&args, &envs).await.assert_ok();
+    assert_eq!(s3_rows(&moto, "mid", table, 16).await, expected_rows(table, &[1], "2023-10-01", "2024-03-31"));
+    assert_eq!(moto.dangling_uploads().await, 0);
+}
