@@ -20,7 +20,11 @@ use crate::simulate::{self, SimConfig};
 use crate::summary::Summary;
 use crate::write::store::OutputSpec;
 
-pub async fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<Summary> {
+pub async fn run(
+    args: &DemoArgs,
+    out: &mut impl Write,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Summary> {
     let sim = simulate::Simulator::start(SimConfig { accounts: args.accounts as usize, ..SimConfig::default() })
         .await
         .context("starting the simulator")?;
@@ -51,7 +55,7 @@ pub async fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<Summar
         args.accounts,
         args.output.display()
     )?;
-    let summary = run::run(config).await?;
+    let summary = run::run(config, stop).await?;
     let dir = std::fs::canonicalize(&args.output).unwrap_or_else(|_| args.output.clone());
     for (name, t) in &summary.tables {
         writeln!(

@@ -24,6 +24,7 @@ pub fn print_plan(config: &RunConfig, out: &mut impl Write) -> std::io::Result<S
     Ok(Summary {
         wxcube: env!("CARGO_PKG_VERSION"),
         status: "ok",
+        stopped: false,
         dry_run: true,
         output: config.output.to_string(),
         begin: config.range.begin().to_string(),

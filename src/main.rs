@@ -40,7 +40,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 println!("{}", summary.to_json_line());
                 return Ok(0);
             }
-            let summary = wxcube::run::run(config).await?;
+            let summary = wxcube::run::run(config, stop_on_signal()).await?;
             Ok(finish(&summary))
         }
         Command::Simulate(args) => {
@@ -48,7 +48,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Demo(args) => {
-            let summary = wxcube::demo::run(&args, &mut std::io::stdout().lock()).await?;
+            let summary = wxcube::demo::run(&args, &mut std::io::stdout().lock(), stop_on_signal()).await?;
             Ok(finish(&summary))
         }
         Command::Tables => {
@@ -58,9 +58,38 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// A flag that turns true on the first SIGTERM or Ctrl-C (Airflow's `on_kill` sends SIGTERM to
+/// the process group): the run then sends no new request, lets writes under way finish, and
+/// prints its summary. A second signal exits at once; every file is still whole, since each
+/// appears atomically.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+        let mut next = async || {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            }
+        };
+        let first = next().await;
+        tracing::warn!("{first} received: stopping; no new requests, writes under way finish");
+        tx.send_replace(true);
+        let second = next().await;
+        eprintln!("error: {second} received again: exiting now; files written so far are complete");
+        std::process::exit(1);
+    });
+    rx
+}
+
 /// Prints the summary as the last line of stdout and returns the exit code.
 fn finish(summary: &wxcube::summary::Summary) -> u8 {
-    if summary.failures > 0 {
+    if summary.stopped {
+        eprintln!(
+            "error: the run was stopped before it finished; {} cell(s) were not written, and a re-run fills them",
+            summary.failures
+        );
+    } else if summary.failures > 0 {
         eprintln!(
             "error: {} cell(s) failed and were not written; they are listed in the summary's failed_cells, and a re-run fills them",
             summary.failures

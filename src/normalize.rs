@@ -253,4 +253,73 @@ mod tests {
         let label = batch.column_by_name("count_interval_label").unwrap();
         assert_eq!(label.as_any().downcast_ref::<StringArray>().unwrap().value(0), ">10");
     }
+
+    mod props {
+        use super::*;
+        use crate::extract::response::parse_rows;
+        use proptest::prelude::*;
+
+        /// Arbitrary JSON, biased towards the shapes the API uses.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                "[0-9a-z:. -]{0,12}".prop_map(Value::String),
+                Just(Value::String("2024-03-01".into())),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("ref_date".to_string()),
+                            Just("msg_type".to_string()),
+                            Just("msg_user".to_string()),
+                            Just("msg_count".to_string()),
+                            Just("ref_hour".to_string()),
+                            Just("count_interval".to_string()),
+                            Just("list".to_string()),
+                            Just("errcode".to_string()),
+                            "[a-z_]{1,8}",
+                        ],
+                        inner,
+                        0..7,
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn decode_all(body: &[u8]) {
+            if let Ok(Ok(rows)) = parse_rows(body) {
+                let window =
+                    DateRange::new(parse_date("2024-02-26").unwrap(), parse_date("2024-03-10").unwrap()).unwrap();
+                for t in registry::tables() {
+                    if let Ok(decoded) = decode(t, &rows, window, &mut Counters::default()) {
+                        let pairs: Vec<(&str, &Row)> = decoded.iter().map(|r| ("wxa", r)).collect();
+                        let batch = to_batch(t, &pairs, 0);
+                        assert_eq!(batch.num_rows(), decoded.len());
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            /// Arbitrary bytes never panic the envelope parser or the decoder.
+            #[test]
+            fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                decode_all(&body);
+            }
+
+            /// Arbitrary JSON (rows with any fields and values) never panics either, and what
+            /// decodes always builds a batch of the table's schema.
+            #[test]
+            fn arbitrary_json_never_panics(rows in prop::collection::vec(json_value(), 0..8), wrap in any::<bool>()) {
+                let body = if wrap { serde_json::json!({"list": rows}) } else { Value::Array(rows) };
+                decode_all(body.to_string().as_bytes());
+            }
+        }
+    }
 }

@@ -225,4 +225,53 @@ mod tests {
             }
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn day(offset: u32) -> NaiveDate {
+            d("2014-10-01") + Days::new(u64::from(offset))
+        }
+
+        proptest! {
+            /// Whatever the table, range and clock: the windows cover every period start once,
+            /// in order, without gaps or overlaps, each within the span, the range and the
+            /// latest complete day, and no two neighbours could have been one request.
+            #[test]
+            fn windows_cover_without_gaps_or_overlaps(
+                table in 0..registry::tables().len(),
+                begin in 0u32..6000,
+                len in 0u32..800,
+                latest in 0u32..7000,
+            ) {
+                let t = &registry::tables()[table];
+                let range = DateRange::new(day(begin), day(begin + len)).unwrap();
+                let latest = day(latest);
+                let ws = plan_table(t, range, latest);
+                let starts = period_starts(t.period, range, latest);
+                let covered: Vec<NaiveDate> = ws.iter().flat_map(|w| w.periods.clone()).collect();
+                prop_assert_eq!(&covered, &starts);
+                for w in &ws {
+                    prop_assert!(w.range.days() <= t.max_span_days);
+                    prop_assert!(w.range.begin() >= DATA_FLOOR && w.range.begin() >= range.begin());
+                    prop_assert!(w.range.end() <= range.end() && w.range.end() <= latest);
+                    prop_assert_eq!(w.range.begin(), w.periods[0]);
+                    prop_assert_eq!(w.range.end(), *w.periods.last().unwrap());
+                }
+                for pair in ws.windows(2) {
+                    prop_assert!(pair[0].range.end() < pair[1].range.begin(), "no overlap");
+                    let merged = DateRange::new(pair[0].range.begin(), pair[1].range.end()).unwrap();
+                    prop_assert!(merged.days() > t.max_span_days, "fewest: neighbours could not be one window");
+                }
+                for s in &starts {
+                    match t.period {
+                        Period::Week => prop_assert!(dates::is_monday(*s) && *s + Days::new(6) <= latest),
+                        Period::Month => prop_assert!(*s == dates::month_start(*s) && dates::month_end(*s) <= latest),
+                        Period::Day | Period::Hour => prop_assert!(*s <= latest),
+                    }
+                }
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
+use tokio::sync::watch;
 use url::Url;
 
 use crate::account::{Account, AppId};
@@ -20,7 +21,7 @@ use crate::dates::DateRange;
 use crate::extract::errors::{CallError, Class, Scope};
 use crate::extract::http::ApiClient;
 use crate::extract::retry::RetryPolicy;
-use crate::extract::{AccountSession, Extractor};
+use crate::extract::{AccountSession, Extractor, Fetched};
 use crate::normalize::{self, Counters, Row};
 use crate::plan::{self, Plan, Window};
 use crate::registry::Table;
@@ -88,19 +89,23 @@ impl Live {
         self.stopped.lock().unwrap().get(&table.name).cloned()
     }
 
-    fn stop(&self, scope: Scope, table: &Table, why: &str) {
+    /// Stops the account or the table for it, as `scope` says. Returns false when an earlier
+    /// failure already did: the same news is then not worth another error line.
+    fn stop(&self, scope: Scope, table: &Table, why: &str) -> bool {
         match scope {
             Scope::Account => {
-                self.failed.lock().unwrap().get_or_insert_with(|| format!("skipped, account failed earlier: {why}"));
+                let mut failed = self.failed.lock().unwrap();
+                let news = failed.is_none();
+                failed.get_or_insert_with(|| format!("skipped, account failed earlier: {why}"));
+                news
             }
             Scope::TableForAccount => {
-                self.stopped
-                    .lock()
-                    .unwrap()
-                    .entry(table.name.clone())
-                    .or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
+                let mut stopped = self.stopped.lock().unwrap();
+                let news = !stopped.contains_key(&table.name);
+                stopped.entry(table.name.clone()).or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
+                news
             }
-            Scope::Cell => {}
+            Scope::Cell => true,
         }
     }
 }
@@ -118,9 +123,20 @@ struct Context {
 }
 
 impl Context {
+    /// Records a failed cell and logs it.
     fn fail(&self, table: &Table, appid: &AppId, window: DateRange, error: String) {
         let error = crate::write::store::one_line(&error);
         tracing::error!(appid = %appid, table = %table, window = %window, "{error}");
+        self.record(table, appid, window, error);
+    }
+
+    /// Records a cell not attempted because of an earlier failure, already logged once.
+    fn skip(&self, table: &Table, appid: &AppId, window: DateRange, why: String) {
+        tracing::debug!(appid = %appid, table = %table, window = %window, "{why}");
+        self.record(table, appid, window, why);
+    }
+
+    fn record(&self, table: &Table, appid: &AppId, window: DateRange, error: String) {
         self.failures.lock().unwrap().push(FailedCell {
             table: table.name.clone(),
             appid: appid.to_string(),
@@ -132,13 +148,14 @@ impl Context {
 }
 
 /// Runs the extraction and returns its summary. Errors are configuration problems found before
-/// any data was requested.
-pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
+/// any data was requested. When `stop` turns true (SIGTERM, Ctrl-C), no new request is sent,
+/// writes under way finish, and the summary reports the run as stopped.
+pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summary, RunError> {
     let started = Instant::now();
     let extracted_at_micros = Utc::now().timestamp_micros();
     let plan = config.plan();
     let api = Arc::new(ApiClient::new(config.api_base.clone(), config.timeout).map_err(RunError::Output)?);
-    let extractor = Extractor::new(api, config.retry, config.concurrency);
+    let extractor = Extractor::new(api, config.retry, config.concurrency, stop);
     // Credentials first: a refused secret must leave no trace, not even an empty output.
     let accounts = preflight(&extractor, &config.accounts).await?;
     let output = Output::open(&config.output).map_err(RunError::Output)?;
@@ -192,9 +209,17 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
         );
     }
     let failures = failed_cells.len() as u64;
+    let stopped = ctx.extractor.stopped();
     Ok(Summary {
         wxcube: env!("CARGO_PKG_VERSION"),
-        status: if failures == 0 { "ok" } else { "partial" },
+        status: if stopped {
+            "stopped"
+        } else if failures == 0 {
+            "ok"
+        } else {
+            "partial"
+        },
+        stopped,
         dry_run: false,
         output: config.output.to_string(),
         begin: config.range.begin().to_string(),
@@ -259,16 +284,20 @@ async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
         return;
     }
     let fetches = ctx.accounts.iter().map(|live| {
-        let (ctx, table) = (&ctx, &table);
+        let (ctx, table, window) = (&ctx, &table, &window);
         async move {
             if let Some(why) = live.skip_reason(table) {
-                ctx.fail(table, &live.session.appid, window.range, why);
+                ctx.skip(table, &live.session.appid, window.range, why);
                 return None;
             }
-            match fetch_rows(ctx, live, table, window.range).await {
+            match fetch_rows(ctx, live, table, window).await {
                 Ok(rows) => Some((live.session.appid.clone(), rows)),
-                Err(why) => {
+                Err(CellError { why, news: true }) => {
                     ctx.fail(table, &live.session.appid, window.range, why);
+                    None
+                }
+                Err(CellError { why, news: false }) => {
+                    ctx.skip(table, &live.session.appid, window.range, why);
                     None
                 }
             }
@@ -309,21 +338,34 @@ async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
     }
 }
 
-/// Fetches and decodes one cell; the error is the cell's failure message.
-async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: DateRange) -> Result<Vec<Row>, String> {
+/// Why a cell failed; `news` is false when an earlier failure of the account (or of the table
+/// for it) already said the same, so it is recorded without another error line.
+struct CellError {
+    why: String,
+    news: bool,
+}
+
+/// Fetches and decodes one cell.
+async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) -> Result<Vec<Row>, CellError> {
     let stats = &ctx.stats[&table.name];
-    let raw = ctx.extractor.fetch(&live.session, table, window, &stats.requests).await.map_err(|failure| {
-        let why = format!("{} {window}: {}", table.endpoint, failure.error);
-        live.stop(failure.scope, table, &why);
-        why
-    })?;
-    let mut counters = Counters::default();
-    let rows = normalize::decode(table, &raw, window, &mut counters)
-        .map_err(|e| format!("{} {window}: {e}", table.endpoint))?;
-    if counters.out_of_window > 0 {
-        tracing::warn!(appid = %live.session.appid, table = %table, window = %window, rows = counters.out_of_window, "the API sent rows dated outside the window; they were dropped");
+    let fetched = ctx.extractor.fetch_periods(&live.session, table, &window.periods, &stats.requests).await.map_err(
+        |failure| {
+            let why = format!("{} {}: {}", table.endpoint, window.range, failure.error);
+            let news = live.stop(failure.scope, table, &why) && !matches!(failure.error, CallError::Stopped);
+            CellError { why, news }
+        },
+    )?;
+    let mut rows = Vec::new();
+    for Fetched { range, rows: raw } in fetched {
+        let mut counters = Counters::default();
+        let decoded = normalize::decode(table, &raw, range, &mut counters)
+            .map_err(|e| CellError { why: format!("{} {range}: {e}", table.endpoint), news: true })?;
+        rows.extend(decoded);
+        if counters.out_of_window > 0 {
+            tracing::warn!(appid = %live.session.appid, table = %table, window = %range, rows = counters.out_of_window, "the API sent rows dated outside the window; they were dropped");
+        }
+        stats.out_of_window.fetch_add(counters.out_of_window, Ordering::Relaxed);
+        stats.unknown_codes.fetch_add(counters.unknown_codes, Ordering::Relaxed);
     }
-    stats.out_of_window.fetch_add(counters.out_of_window, Ordering::Relaxed);
-    stats.unknown_codes.fetch_add(counters.unknown_codes, Ordering::Relaxed);
     Ok(rows)
 }

@@ -35,8 +35,10 @@ pub struct FailedCell {
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub wxcube: &'static str,
-    /// `ok`: everything asked for was written; `partial`: some cells failed.
+    /// `ok`: everything asked for was written; `partial`: some cells failed; `stopped`: the run
+    /// was interrupted (SIGTERM, Ctrl-C) and did not fetch everything.
     pub status: &'static str,
+    pub stopped: bool,
     pub dry_run: bool,
     pub output: String,
     pub begin: String,
@@ -53,7 +55,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn exit_code(&self) -> i32 {
-        if self.failures == 0 { 0 } else { 1 }
+        if self.failures == 0 && !self.stopped { 0 } else { 1 }
     }
 
     pub fn to_json_line(&self) -> String {

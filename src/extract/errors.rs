@@ -108,6 +108,9 @@ pub enum CallError {
     /// No usable token for the account.
     #[error("{0}")]
     Token(String),
+    /// Abandoned: the run was asked to stop (SIGTERM, Ctrl-C).
+    #[error("not fetched: the run was stopped")]
+    Stopped,
 }
 
 impl CallError {
@@ -119,6 +122,7 @@ impl CallError {
             CallError::Http { .. } => Class::Permanent(Scope::Cell),
             CallError::Transport(_) | CallError::Body(_) => Class::Transient,
             CallError::Token(_) => Class::Permanent(Scope::Account),
+            CallError::Stopped => Class::Permanent(Scope::Cell),
         }
     }
 

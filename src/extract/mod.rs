@@ -3,33 +3,43 @@
 //! Takes an account session and a (table, window) from the plan; hands normalize the raw rows
 //! the API returned, or a [`CellFailure`] saying what went wrong and how far it reaches. This is
 //! the only place that knows about tokens, retries and error classes; a table contributes
-//! nothing but its endpoint name.
+//! nothing but its endpoint name and span.
 //!
-//! Per try: take a concurrency permit, get the account's token, POST the window, read the
+//! Per try: get the account's token, take a concurrency permit, POST the window, read the
 //! answer. Transient failures back off and retry (bounded); a rejected token is renewed once;
-//! 45011 waits for the next minute; everything else stops at its [`Scope`].
+//! 45011 waits for the next minute; 61501 halves the window (down to one day) and the narrower
+//! span is kept for the rest of the run ([`spans`]); everything else stops at its [`Scope`].
+//! A stop request (SIGTERM, Ctrl-C) ends waiting and in-flight requests at once.
 
 pub mod errors;
 pub mod http;
 pub mod response;
 pub mod retry;
+pub mod spans;
 pub mod token;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use chrono::Timelike;
+use chrono::{NaiveDate, Timelike};
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
-use crate::account::{Account, AppId};
+use crate::account::{Account, AppId, Secret};
 use crate::dates::DateRange;
+use crate::plan;
 use crate::registry::Table;
 use errors::{CallError, Class, Scope};
 use http::ApiClient;
 use response::RawRows;
 use retry::RetryPolicy;
+use spans::SpanMemory;
 use token::TokenCache;
+
+/// Renewals of a refused token within one request, across distinct tokens.
+const MAX_TOKEN_RENEWALS: u32 = 3;
 
 /// Shared by all requests of a run.
 pub struct Extractor {
@@ -37,6 +47,8 @@ pub struct Extractor {
     retry: RetryPolicy,
     /// Bounds the requests in flight across all accounts and tables.
     permits: Semaphore,
+    spans: SpanMemory,
+    stop: watch::Receiver<bool>,
 }
 
 /// One account during a run.
@@ -52,22 +64,76 @@ pub struct CellFailure {
     pub scope: Scope,
 }
 
-impl Extractor {
-    pub fn new(api: Arc<ApiClient>, retry: RetryPolicy, concurrency: usize) -> Self {
-        Self { api, retry, permits: Semaphore::new(concurrency.max(1)) }
-    }
+/// The answer for one requested window (a part of the planned one, if it had to be split).
+pub struct Fetched {
+    pub range: DateRange,
+    pub rows: RawRows,
+}
 
-    pub fn api(&self) -> &Arc<ApiClient> {
-        &self.api
+impl Extractor {
+    /// `stop` turning true abandons waiting and in-flight requests.
+    pub fn new(api: Arc<ApiClient>, retry: RetryPolicy, concurrency: usize, stop: watch::Receiver<bool>) -> Self {
+        Self { api, retry, permits: Semaphore::new(concurrency.max(1)), spans: SpanMemory::default(), stop }
     }
 
     pub fn session(&self, account: Account) -> AccountSession {
         AccountSession { appid: account.appid.clone(), tokens: TokenCache::new(account, self.api.clone(), self.retry) }
     }
 
+    pub fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Fetches the periods of one planned window of one table for one account. The window is
+    /// cut to the span the server is known to accept, and halved on 61501.
+    pub async fn fetch_periods(
+        &self,
+        session: &AccountSession,
+        table: &Table,
+        periods: &[NaiveDate],
+        requests: &AtomicU64,
+    ) -> Result<Vec<Fetched>, CellFailure> {
+        let span = self.spans.limit(&table.name).unwrap_or(table.max_span_days);
+        let mut pending: VecDeque<Vec<NaiveDate>> = plan::cover(periods, span).into_iter().map(|w| w.periods).collect();
+        let mut probe = self.spans.probe(&table.name).await;
+        let mut fetched = Vec::new();
+        while let Some(part) = pending.pop_front() {
+            let range = DateRange::new(part[0], part[part.len() - 1]).expect("periods are sorted");
+            // Another request may have learnt a narrower span while this one waited.
+            if let Some(limit) = self.spans.limit(&table.name)
+                && range.days() > limit
+            {
+                for w in plan::cover(&part, limit).into_iter().rev() {
+                    pending.push_front(w.periods);
+                }
+                continue;
+            }
+            match self.fetch(session, table, range, requests).await {
+                Ok(rows) => {
+                    self.spans.confirm(&table.name);
+                    probe = None;
+                    if self.spans.worked(&table.name, range.days()) {
+                        tracing::warn!(table = %table, span_days = range.days(), "{} refuses the registry's {}-day windows (61501); {}-day windows work and are used for the rest of the run", table.endpoint, table.max_span_days, range.days());
+                    }
+                    fetched.push(Fetched { range, rows });
+                }
+                Err(failure) if failure.error.class() == Class::RangeTooWide && part.len() > 1 => {
+                    self.spans.refused(&table.name, range.days());
+                    let (a, b) = part.split_at(part.len() / 2);
+                    tracing::info!(appid = %session.appid, table = %table, window = %range, "date range refused (61501), splitting the window");
+                    pending.push_front(b.to_vec());
+                    pending.push_front(a.to_vec());
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+        drop(probe);
+        Ok(fetched)
+    }
+
     /// Fetches one window of one table for one account, retrying as the error classes say.
     /// Every request sent, retries included, is counted in `requests`.
-    pub async fn fetch(
+    async fn fetch(
         &self,
         session: &AccountSession,
         table: &Table,
@@ -75,57 +141,72 @@ impl Extractor {
         requests: &AtomicU64,
     ) -> Result<RawRows, CellFailure> {
         let mut retries = 0;
-        let mut token_renewed = false;
+        // A refused token is renewed and the request retried once — once per token: a renewed
+        // token that later expires too (a long run) earns its own renewal. Bounded all the same.
+        let mut renewed_after: Option<Secret> = None;
+        let mut renewals = 0;
         loop {
-            let error = match self.try_once(session, table, window, requests).await {
-                Ok(rows) => return Ok(rows),
-                Err(e) => e,
+            let (used, error) = match self.until_stopped(self.try_once(session, table, window, requests)).await {
+                Some(Ok(rows)) => return Ok(rows),
+                Some(Err(e)) => e,
+                None => return Err(stopped()),
             };
-            let class = error.class();
-            let wait = match class {
+            let fresh_token = used.is_some() && used != renewed_after && renewals < MAX_TOKEN_RENEWALS;
+            let wait = match error.class() {
                 Class::TokenRejected if session.tokens.is_given() => {
                     let error = CallError::Token(format!(
                         "{error}; the access token given cannot be renewed: pass a fresh one with --access-token or WECHAT_ACCESS_TOKEN"
                     ));
                     return Err(CellFailure { error, scope: Scope::Account });
                 }
-                Class::TokenRejected if !token_renewed => {
-                    token_renewed = true;
-                    tracing::info!(appid = %session.appid, table = %table, window = %window, "access token rejected, renewing it once");
-                    None
+                Class::TokenRejected if fresh_token => {
+                    renewed_after = used;
+                    renewals += 1;
+                    tracing::info!(appid = %session.appid, table = %table, window = %window, error = %error, "access token refused, renewing it");
+                    Duration::ZERO
                 }
                 Class::Transient | Class::RateLimited if retries < self.retry.max_retries => {
                     let wait =
                         error.wait_hint(chrono::Utc::now().second()).unwrap_or_else(|| self.retry.backoff(retries));
                     retries += 1;
                     tracing::warn!(appid = %session.appid, table = %table, window = %window, retry = retries, wait_ms = wait.as_millis() as u64, error = %error, "request failed, retrying");
-                    Some(wait)
+                    wait
                 }
                 Class::Transient | Class::RateLimited | Class::TokenRejected | Class::RangeTooWide => {
                     return Err(CellFailure { error, scope: Scope::Cell });
                 }
                 Class::Permanent(scope) => return Err(CellFailure { error, scope }),
             };
-            if let Some(wait) = wait {
-                tokio::time::sleep(wait).await;
+            if self.until_stopped(tokio::time::sleep(wait)).await.is_none() {
+                return Err(stopped());
             }
         }
     }
 
+    /// Runs `work` unless a stop is requested first.
+    async fn until_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            out = work => Some(out),
+            _ = stop.wait_for(|s| *s) => None,
+        }
+    }
+
+    /// One request. On failure, also says which token it used (none if it got no token).
     async fn try_once(
         &self,
         session: &AccountSession,
         table: &Table,
         window: DateRange,
         requests: &AtomicU64,
-    ) -> Result<RawRows, CallError> {
+    ) -> Result<RawRows, (Option<Secret>, CallError)> {
         // The token cache retries its own transient failures; what comes out of it is final for
         // the account.
         let token = session
             .tokens
             .get()
             .await
-            .map_err(|e| CallError::Token(format!("access token for {}: {e}", session.appid)))?;
+            .map_err(|e| (None, CallError::Token(format!("access token for {}: {e}", session.appid))))?;
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         requests.fetch_add(1, Ordering::Relaxed);
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});
@@ -139,9 +220,14 @@ impl Extractor {
                 if error.class() == Class::TokenRejected {
                     session.tokens.reject(&token, &error.to_string()).await;
                 }
-                Err(error)
+                Err((Some(token), error))
             }
-            Err(e) => Err(e),
+            Err(e) => Err((Some(token), e)),
         }
     }
+}
+
+/// The failure of a cell abandoned because the run is stopping.
+fn stopped() -> CellFailure {
+    CellFailure { error: CallError::Stopped, scope: Scope::Cell }
 }

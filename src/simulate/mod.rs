@@ -9,13 +9,24 @@
 //! [`Simulator::start`]; `wxcube simulate` serves it until interrupted, for trying a client
 //! against it by hand. `GET /_sim/stats` tells what it was asked, so tests can prove a run made
 //! exactly its planned requests (or, with `--dry-run`, none).
+//!
+//! It also misbehaves on demand, the way the real service and the network in front of it do —
+//! errcodes -1, 45009, 45011, 48001, 42001 and 40001, HTTP 5xx pages, broken, huge or absurd
+//! bodies, dropped connections, bad rows, latency, narrower spans — by rate or by count, from
+//! flags or at run time ([`faults`] tells which and why).
 
 pub mod accounts;
+mod broken;
 pub mod data;
+#[cfg(test)]
+mod fault_tests;
 pub mod faults;
+mod inject;
 mod rng;
 mod server;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -28,7 +39,7 @@ use chrono::NaiveDate;
 
 use crate::dates;
 
-pub use faults::Faults;
+pub use faults::{FaultKind, Faults, InvalidFaults, Trigger};
 pub use server::{Clock, RunningSimulator, SimConfig, Simulator};
 pub use stats::SimStats;
 
@@ -55,18 +66,83 @@ pub struct SimulateArgs {
     /// document for some, e.g. `--max-span getupstreammsgweek=1`. Repeatable.
     #[arg(long = "max-span", value_name = "TABLE=DAYS", value_parser = parse_max_span)]
     pub max_span: Vec<(String, u32)>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Fault flags of `wxcube simulate`; they apply on top of `--faults-json`.
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Faults")]
+pub struct FaultArgs {
+    /// Injects a fault into datacube answers: KIND=RATE strikes each request with that
+    /// probability (0 to 1), KIND=xN the next N requests. Repeatable. Kinds: busy, http_5xx,
+    /// bad_json, drop, huge, deep, absurd, out_of_window, unknown_code, negative_count,
+    /// non_integer_count.
+    #[arg(long = "fault", value_name = "KIND=RATE|KIND=xN", value_parser = faults::parse_fault_flag)]
+    pub fault: Vec<(FaultKind, faults::TriggerSpec)>,
+    /// Delays every datacube answer by this many milliseconds.
+    #[arg(long, value_name = "MS", value_parser = whole("a whole number of milliseconds", "250"))]
+    pub latency_ms: Option<u64>,
+    /// Adds up to this many milliseconds more, drawn per request.
+    #[arg(long, value_name = "MS", value_parser = whole("a whole number of milliseconds", "50"))]
+    pub latency_jitter_ms: Option<u64>,
+    /// Each access token answers 42001 (expired) after serving N datacube calls.
+    #[arg(long, value_name = "N", value_parser = whole("a whole number of calls", "10"))]
+    pub token_expires_after: Option<u64>,
+    /// One current token per account for both token endpoints: a newer token makes older ones
+    /// answer 40001 (not latest) after SECS seconds; 0 for at once.
+    #[arg(long, value_name = "SECS", value_parser = whole("a whole number of seconds", "0"))]
+    pub token_overlap_secs: Option<u64>,
+    /// Datacube calls allowed per account and endpoint per day; then 45009.
+    #[arg(long, value_name = "N", value_parser = whole("a whole number of calls", "100"))]
+    pub daily_quota: Option<u64>,
+    /// Datacube calls allowed per account per wall-clock minute; then 45011.
+    #[arg(long, value_name = "N", value_parser = whole("a whole number of calls", "20"))]
+    pub per_minute_limit: Option<u64>,
+    /// Answers this account's datacube calls with 48001 (api unauthorized). Repeatable.
+    #[arg(long, value_name = "APPID", value_parser = parse_appid)]
+    pub unauthorized: Vec<String>,
+    /// Seeds the random draws of fault rates and latency jitter.
+    #[arg(long, value_name = "N", value_parser = whole("a whole number", "42"))]
+    pub fault_seed: Option<u64>,
+    /// A whole faults object, as `GET /_sim/faults` shows it, e.g. '{"busy":{"rate":0.1}}'.
+    #[arg(long, value_name = "JSON", value_parser = |s: &str| faults::parse_faults_json(s).map(Box::new))]
+    pub faults_json: Option<Box<Faults>>,
+}
+
+impl FaultArgs {
+    /// `--faults-json` (or no faults), then each fault flag on top.
+    pub fn faults(&self) -> Result<Faults, InvalidFaults> {
+        let mut faults = self.faults_json.as_deref().cloned().unwrap_or_default();
+        for &(kind, spec) in &self.fault {
+            faults.apply(kind, spec);
+        }
+        let set = |field: &mut u64, flag: Option<u64>| *field = flag.unwrap_or(*field);
+        set(&mut faults.latency_ms, self.latency_ms);
+        set(&mut faults.latency_jitter_ms, self.latency_jitter_ms);
+        set(&mut faults.seed, self.fault_seed);
+        faults.token_expires_after = self.token_expires_after.or(faults.token_expires_after);
+        faults.token_overlap_secs = self.token_overlap_secs.or(faults.token_overlap_secs);
+        faults.daily_quota = self.daily_quota.or(faults.daily_quota);
+        faults.per_minute_limit = self.per_minute_limit.or(faults.per_minute_limit);
+        faults.unauthorized.extend(self.unauthorized.iter().cloned());
+        faults.validated()
+    }
 }
 
 impl SimulateArgs {
-    pub fn config(&self) -> SimConfig {
-        SimConfig {
+    /// The simulator the flags describe; fails only when the fault flags contradict each other
+    /// (each flag's value is checked as it is parsed).
+    pub fn config(&self) -> Result<SimConfig, InvalidFaults> {
+        Ok(SimConfig {
             addr: SocketAddr::new(self.host, self.port),
             accounts: self.accounts as usize,
             clock: self.today.map_or(Clock::System, Clock::noon_on),
             token_ttl: Duration::from_secs(self.token_ttl_secs),
             max_span_days: self.max_span.iter().cloned().collect::<BTreeMap<_, _>>(),
+            faults: self.faults.faults()?,
             ..SimConfig::default()
-        }
+        })
     }
 }
 
@@ -76,6 +152,19 @@ fn parse_host(s: &str) -> Result<IpAddr, String> {
         return Ok(IpAddr::from([127, 0, 0, 1]));
     }
     s.parse().map_err(|_| format!("'{s}' is not an IP address: use e.g. 127.0.0.1 or ::1"))
+}
+
+/// A parser of non-negative integers whose error says what is expected and gives an example.
+fn whole(what: &'static str, example: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone {
+    move |s: &str| s.trim().parse().map_err(|_| format!("'{s}' is not {what}: write e.g. {example}"))
+}
+
+fn parse_appid(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(format!("'{s}' is not an appid: name the account, e.g. {}", accounts::demo_appid(2)));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_max_span(s: &str) -> Result<(String, u32), String> {
@@ -93,7 +182,7 @@ fn parse_max_span(s: &str) -> Result<(String, u32), String> {
 /// Serves until Ctrl-C or SIGTERM. The first and only line on stdout is
 /// `listening on http://HOST:PORT`, flushed at once: scripts and tests read the port from it.
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     let sim = Simulator::start(config.clone()).await.with_context(|| format!("cannot listen on {}", config.addr))?;
     {
         let mut out = std::io::stdout().lock();
@@ -108,6 +197,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         accounts::demo_appid(1),
         accounts::demo_appid(config.accounts)
     );
+    if config.faults != Faults::default() {
+        tracing::info!(faults = %serde_json::to_string(&config.faults)?, "injecting faults; see GET /_sim/faults");
+    }
     shutdown_signal().await;
     tracing::info!("simulator stopping");
     sim.shutdown().await.context("simulator failed")?;
@@ -150,7 +242,7 @@ mod tests {
 
     #[test]
     fn flags_build_the_config() {
-        let defaults = parse(&[]).unwrap().config();
+        let defaults = parse(&[]).unwrap().config().unwrap();
         assert_eq!(defaults.addr.to_string(), "127.0.0.1:0");
         assert_eq!((defaults.accounts, defaults.clock, defaults.token_ttl.as_secs()), (3, Clock::System, 7200));
         let args = parse(&[
@@ -168,7 +260,7 @@ mod tests {
             "upstream_msg_dist_month=15",
         ])
         .unwrap();
-        let config = args.config();
+        let config = args.config().unwrap();
         assert_eq!(config.addr.port(), 8080);
         assert_eq!(parse(&["--host", "localhost"]).unwrap().host.to_string(), "127.0.0.1");
         assert_eq!(config.clock, Clock::noon_on(dates::parse_date("2024-03-12").unwrap()));
@@ -178,6 +270,83 @@ mod tests {
             config.max_span_days,
             BTreeMap::from([("upstream_msg_week".to_string(), 1), ("upstream_msg_dist_month".to_string(), 15)])
         );
+        assert_eq!(defaults.faults, Faults::default());
+    }
+
+    #[test]
+    fn fault_flags_build_the_faults() {
+        let faults = |args: &[&str]| parse(args).unwrap().config().unwrap().faults;
+        let all = faults(&[
+            "--fault",
+            "busy=0.2",
+            "--fault",
+            "drop=x3",
+            "--fault",
+            "busy=x1",
+            "--fault",
+            "non_integer_count=1",
+            "--latency-ms",
+            "20",
+            "--latency-jitter-ms",
+            "5",
+            "--token-expires-after",
+            "4",
+            "--token-overlap-secs",
+            "0",
+            "--daily-quota",
+            "10",
+            "--per-minute-limit",
+            "6",
+            "--unauthorized",
+            "wxdemo000000000002",
+            "--unauthorized",
+            "wxdemo000000000003",
+            "--fault-seed",
+            "42",
+        ]);
+        let expected = Faults {
+            busy: Trigger { rate: 0.2, count: 1 },
+            drop: Trigger::count(3),
+            non_integer_count: Trigger::always(),
+            latency_ms: 20,
+            latency_jitter_ms: 5,
+            token_expires_after: Some(4),
+            token_overlap_secs: Some(0),
+            daily_quota: Some(10),
+            per_minute_limit: Some(6),
+            unauthorized: vec!["wxdemo000000000002".into(), "wxdemo000000000003".into()],
+            seed: 42,
+            ..Faults::default()
+        };
+        assert_eq!(all, expected);
+        // Flags apply on top of --faults-json.
+        let json = r#"{"busy":{"rate":0.5},"http_5xx":{"count":2},"max_span_days":{"getupstreammsgweek":1},"seed":1}"#;
+        let mixed = faults(&["--faults-json", json, "--fault", "busy=0.1", "--unauthorized", "wxdemo000000000001"]);
+        assert_eq!((mixed.busy, mixed.http_5xx, mixed.seed), (Trigger::rate(0.1), Trigger::count(2), 1));
+        assert_eq!(mixed.max_span_days, BTreeMap::from([("upstream_msg_week".to_string(), 1)]));
+        assert_eq!(mixed.unauthorized, ["wxdemo000000000001"]);
+    }
+
+    #[test]
+    fn bad_fault_flags_are_refused_in_one_line() {
+        for (bad, hint) in [
+            (&["--fault", "busy"][..], "KIND=RATE or KIND=xN"),
+            (&["--fault", "busy=1.5"], "busy=x3"),
+            (&["--fault", "slow=0.1"], "not a fault: use one of busy"),
+            (&["--fault", "drop=x"], "not a count"),
+            (&["--latency-ms", "5s"], "'5s' is not a whole number of milliseconds: write e.g. 250"),
+            (&["--daily-quota=-1"], "'-1' is not a whole number of calls"),
+            (&["--unauthorized", ""], "not an appid"),
+            (&["--faults-json", "{\"busy\":2}"], "not a faults object"),
+            (&["--faults-json", "{\"busy\":{\"rate\":7}}"], "not a probability"),
+        ] {
+            let e = parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted")).to_string();
+            assert!(e.contains(hint), "{bad:?}: {e}");
+            assert_eq!(e.trim_end().lines().next().map(|l| l.contains(hint)), Some(true), "{bad:?}: {e}");
+        }
+        // Each rate is fine alone, but a request gets one envelope fault at most.
+        let crowded = parse(&["--fault", "busy=0.6", "--fault", "http_5xx=0.6"]).unwrap();
+        assert!(crowded.config().unwrap_err().to_string().contains("add up to"));
     }
 
     #[test]

@@ -9,13 +9,14 @@
 //! - `POST /cgi-bin/stable_token`, `GET /cgi-bin/token` — access tokens (see [`super::tokens`]);
 //! - `POST /datacube/{endpoint}?access_token=…` — any endpoint of the registry;
 //! - `GET|DELETE /_sim/stats` — what was asked (see [`super::stats`]);
-//! - `GET|POST /_sim/faults` — the faults to inject (see [`super::faults`]).
+//! - `GET|POST /_sim/faults` — the faults to inject (see [`super::faults`]); a POST replaces
+//!   them and answers 400 with the reason for unknown keys or bad values.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,8 +32,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::accounts::Accounts;
+use super::broken;
 use super::data::{self, SimRow};
-use super::faults::Faults;
+use super::faults::{self, Faults, InvalidFaults};
+use super::inject::{Injector, Limit};
 use super::stats::{DatacubeRequest, Recorder, SimStats};
 use super::tokens::{Issued, TokenCheck, TokenStore};
 use crate::dates::{self, DATA_FLOOR, DateRange};
@@ -78,8 +81,10 @@ pub struct SimConfig {
     /// Default 5 minutes, as the real service.
     pub token_overlap: Duration,
     /// Longest span enforced per table, by table or endpoint name, instead of the registry's
-    /// `max_span_days` (the documentation disagrees with itself on three tables).
+    /// `max_span_days` (the documentation disagrees with itself on three tables). Faults may
+    /// override it at run time ([`Faults::max_span_days`]).
     pub max_span_days: BTreeMap<String, u32>,
+    /// The faults to inject from the start; see [`super::faults`].
     pub faults: Faults,
 }
 
@@ -149,13 +154,21 @@ impl RunningSimulator {
         lock(&self.state.stats).reset();
     }
 
+    /// The faults being injected, with the counts still to use.
     pub fn faults(&self) -> Faults {
-        self.state.faults.read().unwrap_or_else(PoisonError::into_inner).clone()
+        lock(&self.state.inject).faults().clone()
     }
 
-    /// Replaces the faults to inject, from the next request on.
-    pub fn set_faults(&self, faults: Faults) {
-        *self.state.faults.write().unwrap_or_else(PoisonError::into_inner) = faults;
+    /// Replaces the faults to inject, from the next request on, and starts afresh: counts,
+    /// quotas, token usage and random draws restart from the new values.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), InvalidFaults> {
+        self.state.set_faults(faults).map(drop)
+    }
+
+    /// Every access token the simulator has issued, to any account, oldest first: a test can
+    /// look for them where they must not appear (logs, files, error messages).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.tokens).history().to_vec()
     }
 
     /// Stops accepting connections, lets open requests finish, and waits for the server.
@@ -190,21 +203,18 @@ struct SimState {
     endpoints: HashMap<String, Endpoint>,
     tokens: Mutex<TokenStore>,
     stats: Mutex<Recorder>,
-    faults: RwLock<Faults>,
+    inject: Mutex<Injector>,
 }
 
 impl SimState {
     fn new(config: &SimConfig) -> io::Result<Self> {
-        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        let invalid = |e: InvalidFaults| io::Error::new(io::ErrorKind::InvalidInput, e);
         let mut endpoints: HashMap<String, Endpoint> = registry::tables()
             .iter()
             .map(|t| (t.endpoint.clone(), Endpoint { table: t.clone(), max_span_days: t.max_span_days }))
             .collect();
-        for (name, &span) in &config.max_span_days {
-            let table = registry::find(name).ok_or_else(|| invalid(format!("max span for unknown table '{name}'")))?;
-            if span == 0 {
-                return Err(invalid(format!("max span for '{name}' must be at least 1 day")));
-            }
+        for (name, span) in faults::canonical_spans(&config.max_span_days).map_err(invalid)? {
+            let table = registry::find(&name).expect("checked above");
             endpoints.get_mut(&table.endpoint).expect("every table has an endpoint").max_span_days = span;
         }
         Ok(Self {
@@ -213,12 +223,16 @@ impl SimState {
             endpoints,
             tokens: Mutex::new(TokenStore::new(config.token_ttl, config.token_overlap)),
             stats: Mutex::new(Recorder::default()),
-            faults: RwLock::new(config.faults.clone()),
+            inject: Mutex::new(Injector::new(config.faults.clone().validated().map_err(invalid)?)),
         })
     }
 
-    fn faults(&self) -> std::sync::RwLockReadGuard<'_, Faults> {
-        self.faults.read().unwrap_or_else(PoisonError::into_inner)
+    /// Validates and installs `faults`; returns them as installed (table names normalised).
+    fn set_faults(&self, faults: Faults) -> Result<Faults, InvalidFaults> {
+        let faults = faults.validated()?;
+        lock(&self.tokens).reset_uses();
+        *lock(&self.inject) = Injector::new(faults.clone());
+        Ok(faults)
     }
 }
 
@@ -248,9 +262,22 @@ enum ApiError {
     AppidMissing,
     SecretMissing,
     TokenExpired,
+    DailyQuota,
+    MinuteQuota,
     DataFormat,
+    ApiUnauthorized,
     DateFormat,
     DateRange,
+}
+
+impl From<Limit> for ApiError {
+    fn from(limit: Limit) -> Self {
+        match limit {
+            Limit::Unauthorized => ApiError::ApiUnauthorized,
+            Limit::DailyQuota => ApiError::DailyQuota,
+            Limit::PerMinute => ApiError::MinuteQuota,
+        }
+    }
 }
 
 impl ApiError {
@@ -264,7 +291,10 @@ impl ApiError {
             ApiError::AppidMissing => 41002,
             ApiError::SecretMissing => 41004,
             ApiError::TokenExpired => 42001,
+            ApiError::DailyQuota => 45009,
+            ApiError::MinuteQuota => 45011,
             ApiError::DataFormat => 47001,
+            ApiError::ApiUnauthorized => 48001,
             ApiError::DateFormat => 61500,
             ApiError::DateRange => 61501,
         }
@@ -280,7 +310,10 @@ impl ApiError {
             ApiError::AppidMissing => "appid missing",
             ApiError::SecretMissing => "appsecret missing",
             ApiError::TokenExpired => "access_token expired",
+            ApiError::DailyQuota => "reach max api daily quota limit",
+            ApiError::MinuteQuota => "api minute-quota reach limit mustslower retry next minute",
             ApiError::DataFormat => "data format error",
+            ApiError::ApiUnauthorized => "api unauthorized",
             ApiError::DateFormat => "date format error",
             ApiError::DateRange => "date range error",
         }
@@ -294,12 +327,12 @@ impl IntoResponse for ApiError {
 }
 
 /// HTTP 200 with a JSON body, labelled as the real service labels it.
-fn json_response(body: String) -> Response {
+pub(super) fn json_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json; encoding=utf-8")], body).into_response()
 }
 
 /// A request id like the real service's: the time in hex, then two random words.
-fn rid() -> String {
+pub(super) fn rid() -> String {
     let secs = Utc::now().timestamp() as u32;
     format!("{secs:08x}-{:08x}-{:08x}", fastrand::u32(..), fastrand::u32(..))
 }
@@ -335,9 +368,6 @@ fn log_token(kind: &str, appid: Option<&str>, outcome: &Result<Response, ApiErro
 
 async fn stable_token(State(s): State<Arc<SimState>>, body: Bytes) -> Response {
     lock(&s.stats).stable_token();
-    if let Some(fault) = s.faults().on_token("stable_token") {
-        return fault;
-    }
     let request: Option<serde_json::Map<String, Value>> = serde_json::from_slice(&body).ok();
     let appid = request.as_ref().and_then(|r| r.get("appid")).and_then(Value::as_str).map(str::to_owned);
     let outcome = request.ok_or(ApiError::DataFormat).and_then(|r| stable_token_answer(&s, &r));
@@ -358,30 +388,27 @@ fn stable_token_answer(s: &SimState, request: &serde_json::Map<String, Value>) -
         Some(_) => return Err(ApiError::DataFormat),
     };
     let appid = authenticate(&s.accounts, text("grant_type")?, text("appid")?, text("secret")?)?;
-    let issued = lock(&s.tokens).stable(&appid, force_refresh, Instant::now());
+    let rules = lock(&s.inject).token_rules();
+    let issued = lock(&s.tokens).stable(&appid, force_refresh, Instant::now(), rules);
     Ok(token_response(&issued))
 }
 
 async fn classic_token(State(s): State<Arc<SimState>>, RawQuery(query): RawQuery) -> Response {
     lock(&s.stats).token();
-    if let Some(fault) = s.faults().on_token("token") {
-        return fault;
-    }
     let params: HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let param = |name: &str| params.get(name).map(String::as_str);
+    let rules = lock(&s.inject).token_rules();
     let outcome = authenticate(&s.accounts, param("grant_type"), param("appid"), param("secret"))
-        .map(|appid| token_response(&lock(&s.tokens).classic(&appid, Instant::now())));
+        .map(|appid| token_response(&lock(&s.tokens).classic(&appid, Instant::now(), rules)));
     log_token("token", param("appid"), &outcome);
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// How a datacube request was answered.
+/// How a datacube request was answered, before any envelope or data fault.
 enum Answer {
-    List(Vec<SimRow>),
+    List(Vec<SimRow>, DateRange),
     Error(ApiError),
-    /// An injected fault's response.
-    Fault(Response),
 }
 
 async fn datacube(
@@ -393,20 +420,26 @@ async fn datacube(
     let Some(ep) = s.endpoints.get(&endpoint) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let mut seen = DatacubeRequest { appid: None, endpoint, begin: None, end: None, errcode: 0, rows: 0 };
-    let answer = answer_datacube(&s, ep, query.as_deref(), &body, &mut seen);
-    let response = match answer {
-        Answer::List(rows) => {
-            seen.rows = rows.len();
-            json_response(list_json(&ep.table, &rows))
-        }
+    let mut seen = DatacubeRequest {
+        appid: None,
+        endpoint,
+        begin: None,
+        end: None,
+        errcode: 0,
+        rows: 0,
+        status: 200,
+        faults: Vec::new(),
+    };
+    let latency = lock(&s.inject).latency();
+    if let Some(latency) = latency {
+        seen.faults.push("latency".into());
+        tokio::time::sleep(latency).await;
+    }
+    let response = match answer_datacube(&s, ep, query.as_deref(), &body, &mut seen) {
+        Answer::List(rows, range) => list_response(&s, &ep.table, rows, range, &mut seen),
         Answer::Error(e) => {
             seen.errcode = e.code();
             e.into_response()
-        }
-        Answer::Fault(response) => {
-            seen.errcode = -1;
-            response
         }
     };
     tracing::debug!(
@@ -416,6 +449,7 @@ async fn datacube(
         end = seen.end.as_deref().unwrap_or("-"),
         errcode = seen.errcode,
         rows = seen.rows,
+        faults = ?seen.faults,
         "datacube request"
     );
     lock(&s.stats).datacube(seen);
@@ -437,32 +471,87 @@ fn answer_datacube(
     let Some(token) = token else {
         return Answer::Error(ApiError::AccessTokenMissing);
     };
-    let appid = match lock(&s.tokens).check(&token, Instant::now()) {
-        TokenCheck::Valid(appid) => appid,
-        TokenCheck::Invalid => return Answer::Error(ApiError::InvalidCredential),
-        TokenCheck::Expired => return Answer::Error(ApiError::TokenExpired),
+    let appid = match check_token(s, &token, seen) {
+        Ok(appid) => appid,
+        Err(e) => return Answer::Error(e),
     };
-    if let Some(fault) = s.faults().on_datacube(&appid, &ep.table.endpoint) {
-        seen.appid = Some(appid);
-        return Answer::Fault(fault);
+    seen.appid = Some(appid.clone());
+    let now = s.clock.now();
+    let minute = Utc::now().timestamp().div_euclid(60);
+    let limit = lock(&s.inject).limit(&appid, &ep.table.endpoint, dates::beijing_date(now), minute);
+    if let Some(limit) = limit {
+        seen.faults.push(limit.name().into());
+        return Answer::Error(limit.into());
     }
     let request: Option<serde_json::Map<String, Value>> = serde_json::from_slice(body).ok();
     let date = |name: &str| request.as_ref().and_then(|r| r.get(name)).and_then(Value::as_str).map(str::to_owned);
-    (seen.appid, seen.begin, seen.end) = (Some(appid), date("begin_date"), date("end_date"));
+    (seen.begin, seen.end) = (date("begin_date"), date("end_date"));
     let (Some(begin), Some(end)) = (&seen.begin, &seen.end) else {
         return Answer::Error(ApiError::DataFormat);
     };
     let (Ok(begin), Ok(end)) = (dates::parse_date(begin), dates::parse_date(end)) else {
         return Answer::Error(ApiError::DateFormat);
     };
-    let now = s.clock.now();
-    match check_range(begin, end, ep.max_span_days, now) {
-        Some(range) => {
-            let appid = seen.appid.as_deref().expect("set above");
-            Answer::List(data::window_rows(&ep.table, appid, range, now))
+    let span = lock(&s.inject).max_span(&ep.table.name).unwrap_or(ep.max_span_days);
+    match check_range(begin, end, span, now) {
+        Some(range) => Answer::List(data::window_rows(&ep.table, &appid, range, now), range),
+        None => {
+            if check_range(begin, end, ep.table.max_span_days, now).is_some() {
+                seen.faults.push("max_span".into());
+            }
+            Answer::Error(ApiError::DateRange)
         }
-        None => Answer::Error(ApiError::DateRange),
     }
+}
+
+/// The account of a token presented to a datacube endpoint, counting the call against it.
+fn check_token(s: &SimState, token: &str, seen: &mut DatacubeRequest) -> Result<String, ApiError> {
+    let rules = lock(&s.inject).token_rules();
+    match lock(&s.tokens).use_token(token, Instant::now(), rules) {
+        TokenCheck::Valid(appid) => Ok(appid),
+        TokenCheck::Invalid => Err(ApiError::InvalidCredential),
+        TokenCheck::NotLatest => {
+            seen.faults.push("token_not_latest".into());
+            Err(ApiError::InvalidCredential)
+        }
+        TokenCheck::Expired => Err(ApiError::TokenExpired),
+        TokenCheck::UsedUp => {
+            seen.faults.push("token_expired".into());
+            Err(ApiError::TokenExpired)
+        }
+    }
+}
+
+/// The answer for `rows`: the list itself, unless an envelope fault replaces it or data faults
+/// alter it.
+fn list_response(
+    s: &SimState,
+    table: &Table,
+    rows: Vec<SimRow>,
+    range: DateRange,
+    seen: &mut DatacubeRequest,
+) -> Response {
+    let (envelope, data) = {
+        let mut inject = lock(&s.inject);
+        match inject.envelope() {
+            Some(strike) => (Some(strike), Vec::new()),
+            None => (None, inject.data()),
+        }
+    };
+    if let Some(strike) = envelope {
+        let response = broken::envelope(strike, table, &rows, range);
+        seen.faults.push(strike.kind.name().into());
+        (seen.errcode, seen.status) = (-1, response.status().as_u16());
+        return response;
+    }
+    if data.is_empty() {
+        seen.rows = rows.len();
+        return json_response(list_json(table, &rows));
+    }
+    seen.faults.extend(data.iter().map(|strike| strike.kind.name().to_string()));
+    let (body, rows) = broken::altered_list(&data, table, rows, range);
+    seen.rows = rows;
+    json_response(body)
 }
 
 /// The range, if the service accepts it: not inverted, not before the data floor, not after
@@ -474,9 +563,40 @@ fn check_range(begin: NaiveDate, end: NaiveDate, max_span_days: u32, now: DateTi
     (begin >= DATA_FLOOR && end <= yesterday && range.days() <= max_span_days).then_some(range)
 }
 
+/// A row as [`list_json`] writes it: its date and the table's API fields, in order.
+pub(super) trait ListRow {
+    type Value: fmt::Display;
+    fn ref_date(&self) -> NaiveDate;
+    fn values(&self) -> &[Self::Value];
+}
+
+impl ListRow for SimRow {
+    type Value = i64;
+
+    fn ref_date(&self) -> NaiveDate {
+        self.ref_date
+    }
+
+    fn values(&self) -> &[i64] {
+        &self.fields
+    }
+}
+
+impl<R: ListRow> ListRow for &R {
+    type Value = R::Value;
+
+    fn ref_date(&self) -> NaiveDate {
+        (*self).ref_date()
+    }
+
+    fn values(&self) -> &[R::Value] {
+        (*self).values()
+    }
+}
+
 /// `{"list":[…]}` with each row's fields in the registry's order, then `user_source`, as the
 /// real service sends it. Written by hand: it is the hot path of benchmarks.
-fn list_json(table: &Table, rows: &[SimRow]) -> String {
+pub(super) fn list_json<R: ListRow>(table: &Table, rows: &[R]) -> String {
     let keys: Vec<String> = table.api_fields.iter().map(|f| Value::from(f.as_str()).to_string()).collect();
     let extra = if table.field_index("user_source").is_none() { r#","user_source":0"# } else { "" };
     let mut out = String::with_capacity(16 + rows.len() * (32 + 16 * keys.len()));
@@ -485,8 +605,8 @@ fn list_json(table: &Table, rows: &[SimRow]) -> String {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, r#"{{"ref_date":"{}""#, row.ref_date);
-        for (key, value) in keys.iter().zip(&row.fields) {
+        let _ = write!(out, r#"{{"ref_date":"{}""#, row.ref_date());
+        for (key, value) in keys.iter().zip(row.values()) {
             let _ = write!(out, ",{key}:{value}");
         }
         out.push_str(extra);
@@ -506,16 +626,17 @@ async fn reset_stats(State(s): State<Arc<SimState>>) -> StatusCode {
 }
 
 async fn get_faults(State(s): State<Arc<SimState>>) -> Response {
-    axum::Json(s.faults().clone()).into_response()
+    axum::Json(lock(&s.inject).faults().clone()).into_response()
 }
 
+/// Replaces the faults; answers them as installed, or 400 with the reason.
 async fn set_faults(State(s): State<Arc<SimState>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(faults) => {
-            *s.faults.write().unwrap_or_else(PoisonError::into_inner) = faults.clone();
-            axum::Json(faults).into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid faults: {e}\n")).into_response(),
+    let installed = serde_json::from_slice::<Faults>(&body)
+        .map_err(|e| InvalidFaults(e.to_string()))
+        .and_then(|faults| s.set_faults(faults));
+    match installed {
+        Ok(faults) => axum::Json(faults).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
 
@@ -524,79 +645,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::dates::parse_date;
     use crate::simulate::accounts::{demo_appid, demo_secret};
-
-    /// The pinned day of most tests: yesterday is 2024-03-11, a Monday.
-    const TODAY: &str = "2024-03-12";
-
-    fn d(s: &str) -> NaiveDate {
-        parse_date(s).unwrap()
-    }
-
-    fn config() -> SimConfig {
-        SimConfig { clock: Clock::noon_on(d(TODAY)), ..SimConfig::default() }
-    }
-
-    struct Client {
-        sim: RunningSimulator,
-        http: reqwest::Client,
-    }
-
-    impl Client {
-        async fn start(config: SimConfig) -> Self {
-            Self { sim: Simulator::start(config).await.unwrap(), http: reqwest::Client::new() }
-        }
-
-        fn url(&self, path: &str) -> String {
-            format!("{}{path}", self.sim.base_url())
-        }
-
-        async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Value {
-            let response = self.http.post(self.url(path)).body(body).send().await.unwrap();
-            assert_eq!(response.status(), 200, "{path}");
-            response.json().await.unwrap()
-        }
-
-        async fn get(&self, path: &str) -> Value {
-            let response = self.http.get(self.url(path)).send().await.unwrap();
-            assert_eq!(response.status(), 200, "{path}");
-            response.json().await.unwrap()
-        }
-
-        async fn stable_token(&self, account: usize, force_refresh: bool) -> Value {
-            let body = json!({"grant_type": "client_credential", "appid": demo_appid(account),
-                "secret": demo_secret(account), "force_refresh": force_refresh});
-            self.post("/cgi-bin/stable_token", body.to_string()).await
-        }
-
-        async fn token(&self, account: usize) -> String {
-            let answer = self.stable_token(account, false).await;
-            answer["access_token"].as_str().unwrap().to_string()
-        }
-
-        async fn classic_token(&self, account: usize) -> Value {
-            let query =
-                format!("grant_type=client_credential&appid={}&secret={}", demo_appid(account), demo_secret(account));
-            self.get(&format!("/cgi-bin/token?{query}")).await
-        }
-
-        async fn datacube(&self, endpoint: &str, token: &str, begin: &str, end: &str) -> Value {
-            let body = json!({"begin_date": begin, "end_date": end}).to_string();
-            self.post(&format!("/datacube/{endpoint}?access_token={token}"), body).await
-        }
-    }
-
-    /// Asserts `answer` is the error `code` with the real service's message shape.
-    #[track_caller]
-    fn assert_error(answer: &Value, code: i64, text: &str) {
-        assert_eq!(answer["errcode"], code, "{answer}");
-        let msg = answer["errmsg"].as_str().unwrap();
-        let (head, rid) = msg.split_once(" rid: ").unwrap_or_else(|| panic!("no rid in {msg}"));
-        assert_eq!(head, text);
-        assert_eq!(rid.len(), 26, "{rid}");
-        assert!(rid.split('-').all(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_hexdigit())), "{rid}");
-    }
+    use crate::simulate::testing::{Client, assert_error, config, d};
 
     #[tokio::test]
     async fn stable_token_is_reused_until_forced() {
@@ -854,7 +904,7 @@ mod tests {
         assert_eq!(c.post("/_sim/faults", "{}").await, json!({}));
         let response = c.http.post(c.url("/_sim/faults")).body(r#"{"no_such_fault":1}"#).send().await.unwrap();
         assert_eq!(response.status(), 400);
-        c.sim.set_faults(Faults::default());
+        c.sim.set_faults(Faults::default()).unwrap();
         assert_eq!(c.sim.faults(), Faults::default());
     }
 
@@ -875,7 +925,7 @@ mod tests {
             list_json(t, &rows),
             r#"{"list":[{"ref_date":"2024-03-11","ref_hour":2300,"msg_type":1,"msg_user":2,"msg_count":3,"user_source":0}]}"#
         );
-        assert_eq!(list_json(t, &[]), r#"{"list":[]}"#);
+        assert_eq!(list_json::<SimRow>(t, &[]), r#"{"list":[]}"#);
     }
 
     #[test]

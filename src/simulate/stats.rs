@@ -25,6 +25,13 @@ pub struct SimStats {
     pub recent: Vec<DatacubeRequest>,
     /// Requests that no longer fit in `recent`.
     pub recent_dropped: u64,
+    /// Injected faults that struck, by name: each triggered kind (`busy`, `http_5xx`, …, see
+    /// [`super::faults::FaultKind`]), and `latency` (a delayed answer), `token_expired` (42001
+    /// from `token_expires_after`), `token_not_latest` (40001 for a token a newer one
+    /// replaced), `unauthorized` (48001), `daily_quota` (45009), `per_minute_limit` (45011)
+    /// and `max_span` (61501 for a window the registry's span allows).
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,10 +49,21 @@ pub struct DatacubeRequest {
     /// `begin_date` / `end_date` as sent, if they were strings.
     pub begin: Option<String>,
     pub end: Option<String>,
-    /// The answer's errcode, 0 for a list.
+    /// The answer's errcode: 0 for a list, and -1 for an answer an envelope fault replaced
+    /// (`busy`, but also `http_5xx`, `bad_json`, `drop`, `huge`, `deep` and `absurd`).
     pub errcode: i64,
-    /// Rows in the answered list.
+    /// Rows in the answered list (0 when a fault replaced it).
     pub rows: usize,
+    /// The answer's HTTP status (200 unless `http_5xx` struck).
+    #[serde(default = "ok")]
+    pub status: u16,
+    /// The faults that struck this request, by name, in the order they did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+}
+
+fn ok() -> u16 {
+    200
 }
 
 /// The live counters behind [`SimStats`].
@@ -59,6 +77,9 @@ impl Recorder {
     pub fn datacube(&mut self, request: DatacubeRequest) {
         self.stats.datacube_requests += 1;
         *self.stats.per_endpoint.entry(request.endpoint.clone()).or_default() += 1;
+        for fault in &request.faults {
+            *self.stats.faults.entry(fault.clone()).or_default() += 1;
+        }
         if self.recent.len() == RECENT_CAPACITY {
             self.recent.pop_front();
             self.stats.recent_dropped += 1;
@@ -97,9 +118,11 @@ mod tests {
             end: Some("2024-01-01".into()),
             errcode: 0,
             rows: 3,
+            status: 200,
+            faults: Vec::new(),
         };
         r.datacube(request("getupstreammsg"));
-        r.datacube(request("getupstreammsg"));
+        r.datacube(DatacubeRequest { faults: vec!["busy".into()], errcode: -1, ..request("getupstreammsg") });
         r.datacube(request("getupstreammsghour"));
         r.stable_token();
         let s = r.snapshot();
@@ -107,6 +130,7 @@ mod tests {
         assert_eq!(s.per_endpoint["getupstreammsg"], 2);
         assert_eq!(s.token_calls, TokenCalls { stable_token: 1, token: 0 });
         assert_eq!(s.recent.len(), 3);
+        assert_eq!(s.faults, BTreeMap::from([("busy".to_string(), 1)]));
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SimStats>(&json).unwrap(), s);
         r.reset();

@@ -1,11 +1,17 @@
 //! Access tokens as the real service hands them out.
 //!
-//! Two independent kinds per account, as on the real service:
+//! Two independent kinds per account, as the official documentation describes them:
 //! - the *stable* token (`/cgi-bin/stable_token`): asking again returns the same token with its
 //!   remaining lifetime; only `force_refresh` replaces it, and the old one stops working at once;
 //! - the *classic* token (`/cgi-bin/token`): every call issues a new one, and the previous one
 //!   keeps working only for a short overlap (5 minutes) — the cause of the "not latest" outages
 //!   a client must survive.
+//!
+//! Two faults bend these rules (see [`TokenRules`]): with a *shared* overlap the account has one
+//! current token for both endpoints — as SDK bug trackers report when another service of the
+//! account calls `/cgi-bin/token` — and every newer token, from either endpoint, retires all
+//! older ones after that overlap; with a *use limit* a token answers 42001 once it has served
+//! that many datacube calls, and `stable_token` hands out a fresh one.
 //!
 //! Lifetimes run on the monotonic clock (tokio's, so a test may pause it), not on the simulated
 //! calendar, which only decides which dates have data.
@@ -20,10 +26,23 @@ use tokio::time::Instant;
 pub enum TokenCheck {
     /// Valid, for this appid.
     Valid(String),
-    /// Never issued, replaced, or past its overlap: 40001.
+    /// Never issued, or long forgotten: 40001.
     Invalid,
+    /// Replaced by a newer token, and past the overlap: 40001 as well ("not latest").
+    NotLatest,
     /// Issued and not replaced, but past its lifetime: 42001.
     Expired,
+    /// Past its use limit ([`TokenRules::max_uses`]): 42001 as well.
+    UsedUp,
+}
+
+/// Fault rules for tokens, from [`super::Faults`]; the default is the real service's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenRules {
+    /// One current token per account for both endpoints; older ones retire after this long.
+    pub shared_overlap: Option<Duration>,
+    /// Datacube calls a token serves before it answers 42001.
+    pub max_uses: Option<u64>,
 }
 
 /// A token handed out, with its remaining lifetime in whole seconds.
@@ -37,8 +56,10 @@ pub struct Issued {
 struct Entry {
     appid: String,
     expires_at: Instant,
-    /// When a newer classic token made this one invalid (after the overlap).
+    /// When a newer token made this one invalid (after the overlap).
     retired_at: Option<Instant>,
+    /// Datacube calls served since the faults last changed.
+    uses: u64,
 }
 
 #[derive(Debug)]
@@ -48,7 +69,8 @@ pub struct TokenStore {
     tokens: HashMap<String, Entry>,
     stable: HashMap<String, String>,
     classic: HashMap<String, String>,
-    issued: u64,
+    /// Every token ever issued, oldest first, for tests that look for leaks.
+    history: Vec<String>,
 }
 
 /// Expired tokens are remembered this long (to answer 42001 rather than 40001), then forgotten
@@ -57,32 +79,47 @@ const REMEMBER_EXPIRED: Duration = Duration::from_secs(3600);
 
 impl TokenStore {
     pub fn new(ttl: Duration, overlap: Duration) -> Self {
-        Self { ttl, overlap, tokens: HashMap::new(), stable: HashMap::new(), classic: HashMap::new(), issued: 0 }
+        Self {
+            ttl,
+            overlap,
+            tokens: HashMap::new(),
+            stable: HashMap::new(),
+            classic: HashMap::new(),
+            history: Vec::new(),
+        }
     }
 
     /// `/cgi-bin/stable_token`: the account's current stable token, or a new one if there is
-    /// none still valid or `force_refresh` asks for it.
-    pub fn stable(&mut self, appid: &str, force_refresh: bool, now: Instant) -> Issued {
-        if let Some(token) = self.stable.get(appid) {
-            let remaining = self.tokens.get(token).map_or(0, |e| e.expires_at.saturating_duration_since(now).as_secs());
-            if !force_refresh && remaining > 0 {
-                return Issued { token: token.clone(), expires_in: remaining };
-            }
-            let old = token.clone();
-            self.tokens.remove(&old);
+    /// none still usable or `force_refresh` asks for it.
+    pub fn stable(&mut self, appid: &str, force_refresh: bool, now: Instant, rules: TokenRules) -> Issued {
+        if !force_refresh
+            && let Some(token) = self.stable.get(appid)
+            && let Some(expires_in) = self.reusable(token, now, rules)
+        {
+            return Issued { token: token.clone(), expires_in };
         }
         let token = self.issue(appid, now);
-        self.stable.insert(appid.to_string(), token.clone());
+        match rules.shared_overlap {
+            Some(overlap) => self.supersede(appid, &token, now + overlap),
+            None => {
+                if let Some(old) = self.stable.insert(appid.to_string(), token.clone()) {
+                    self.retire(&old, now);
+                }
+            }
+        }
         Issued { token, expires_in: self.ttl.as_secs() }
     }
 
     /// `/cgi-bin/token`: always a new token; the previous one lives on for the overlap only.
-    pub fn classic(&mut self, appid: &str, now: Instant) -> Issued {
+    pub fn classic(&mut self, appid: &str, now: Instant, rules: TokenRules) -> Issued {
         let token = self.issue(appid, now);
-        if let Some(previous) = self.classic.insert(appid.to_string(), token.clone())
-            && let Some(entry) = self.tokens.get_mut(&previous)
-        {
-            entry.retired_at = Some(now + self.overlap);
+        match rules.shared_overlap {
+            Some(overlap) => self.supersede(appid, &token, now + overlap),
+            None => {
+                if let Some(previous) = self.classic.insert(appid.to_string(), token.clone()) {
+                    self.retire(&previous, now + self.overlap);
+                }
+            }
         }
         Issued { token, expires_in: self.ttl.as_secs() }
     }
@@ -90,19 +127,69 @@ impl TokenStore {
     pub fn check(&self, token: &str, now: Instant) -> TokenCheck {
         match self.tokens.get(token) {
             None => TokenCheck::Invalid,
-            Some(e) if e.retired_at.is_some_and(|at| now >= at) => TokenCheck::Invalid,
+            Some(e) if e.retired_at.is_some_and(|at| now >= at) => TokenCheck::NotLatest,
             Some(e) if now >= e.expires_at => TokenCheck::Expired,
             Some(e) => TokenCheck::Valid(e.appid.clone()),
         }
     }
 
+    /// Checks a token presented to a datacube endpoint, and counts the call against it.
+    pub fn use_token(&mut self, token: &str, now: Instant, rules: TokenRules) -> TokenCheck {
+        let check = self.check(token, now);
+        if let TokenCheck::Valid(_) = check
+            && let Some(entry) = self.tokens.get_mut(token)
+        {
+            entry.uses += 1;
+            if rules.max_uses.is_some_and(|max| entry.uses > max) {
+                return TokenCheck::UsedUp;
+            }
+        }
+        check
+    }
+
+    /// Forgets how often each token was used: a new use limit counts from now.
+    pub fn reset_uses(&mut self) {
+        self.tokens.values_mut().for_each(|e| e.uses = 0);
+    }
+
+    /// Every token issued so far, oldest first.
+    pub fn history(&self) -> &[String] {
+        &self.history
+    }
+
+    /// The remaining lifetime of `token` if `stable_token` may hand it out again.
+    fn reusable(&self, token: &str, now: Instant, rules: TokenRules) -> Option<u64> {
+        let TokenCheck::Valid(_) = self.check(token, now) else {
+            return None;
+        };
+        let entry = self.tokens.get(token)?;
+        let remaining = entry.expires_at.saturating_duration_since(now).as_secs();
+        let used_up = rules.max_uses.is_some_and(|max| entry.uses >= max);
+        (remaining > 0 && !used_up).then_some(remaining)
+    }
+
+    /// Makes `token` the account's current token for both endpoints; the ones it replaces
+    /// retire at `at`.
+    fn supersede(&mut self, appid: &str, token: &str, at: Instant) {
+        let replaced = [&mut self.stable, &mut self.classic].map(|m| m.insert(appid.to_string(), token.to_string()));
+        for old in replaced.into_iter().flatten() {
+            self.retire(&old, at);
+        }
+    }
+
+    fn retire(&mut self, token: &str, at: Instant) {
+        if let Some(entry) = self.tokens.get_mut(token) {
+            entry.retired_at = Some(entry.retired_at.map_or(at, |before| before.min(at)));
+        }
+    }
+
     fn issue(&mut self, appid: &str, now: Instant) -> String {
-        self.issued += 1;
-        if self.issued.is_multiple_of(1024) {
+        self.history.push(new_token(self.history.len() as u64 + 1));
+        if self.history.len().is_multiple_of(1024) {
             self.forget_old(now);
         }
-        let token = new_token(self.issued);
-        let entry = Entry { appid: appid.to_string(), expires_at: now + self.ttl, retired_at: None };
+        let token = self.history.last().expect("just pushed").clone();
+        let entry = Entry { appid: appid.to_string(), expires_at: now + self.ttl, retired_at: None, uses: 0 };
         self.tokens.insert(token.clone(), entry);
         token
     }
@@ -133,35 +220,40 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(7200);
     const OVERLAP: Duration = Duration::from_secs(300);
+    const REAL: TokenRules = TokenRules { shared_overlap: None, max_uses: None };
 
     fn valid(appid: &str) -> TokenCheck {
         TokenCheck::Valid(appid.to_string())
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
     }
 
     #[test]
     fn stable_tokens_are_reused_until_forced() {
         let mut s = TokenStore::new(TTL, OVERLAP);
         let t0 = Instant::now();
-        let a = s.stable("wxa", false, t0);
+        let a = s.stable("wxa", false, t0, REAL);
         assert_eq!(a.expires_in, 7200);
         assert_eq!(a.token.len(), 136);
-        let again = s.stable("wxa", false, t0 + Duration::from_secs(100));
+        let again = s.stable("wxa", false, t0 + secs(100), REAL);
         assert_eq!(again, Issued { token: a.token.clone(), expires_in: 7100 });
-        assert_ne!(s.stable("wxb", false, t0).token, a.token, "one token per account");
-        let forced = s.stable("wxa", true, t0 + Duration::from_secs(200));
+        assert_ne!(s.stable("wxb", false, t0, REAL).token, a.token, "one token per account");
+        let forced = s.stable("wxa", true, t0 + secs(200), REAL);
         assert_ne!(forced.token, a.token);
         assert_eq!(forced.expires_in, 7200);
-        assert_eq!(s.check(&a.token, t0 + Duration::from_secs(201)), TokenCheck::Invalid);
-        assert_eq!(s.check(&forced.token, t0 + Duration::from_secs(201)), valid("wxa"));
+        assert_eq!(s.check(&a.token, t0 + secs(200)), TokenCheck::NotLatest);
+        assert_eq!(s.check(&forced.token, t0 + secs(201)), valid("wxa"));
     }
 
     #[test]
     fn stable_tokens_expire_and_are_replaced() {
         let mut s = TokenStore::new(TTL, OVERLAP);
         let t0 = Instant::now();
-        let a = s.stable("wxa", false, t0);
+        let a = s.stable("wxa", false, t0, REAL);
         assert_eq!(s.check(&a.token, t0 + TTL), TokenCheck::Expired);
-        let b = s.stable("wxa", false, t0 + TTL);
+        let b = s.stable("wxa", false, t0 + TTL, REAL);
         assert_ne!(a.token, b.token);
         assert_eq!(s.check(&b.token, t0 + TTL), valid("wxa"));
     }
@@ -170,30 +262,74 @@ mod tests {
     fn classic_tokens_overlap_for_five_minutes() {
         let mut s = TokenStore::new(TTL, OVERLAP);
         let t0 = Instant::now();
-        let a = s.classic("wxa", t0);
-        let b = s.classic("wxa", t0 + Duration::from_secs(10));
+        let a = s.classic("wxa", t0, REAL);
+        let b = s.classic("wxa", t0 + secs(10), REAL);
         assert_ne!(a.token, b.token);
-        assert_eq!(s.check(&a.token, t0 + Duration::from_secs(309)), valid("wxa"));
-        assert_eq!(s.check(&a.token, t0 + Duration::from_secs(310)), TokenCheck::Invalid);
-        assert_eq!(s.check(&b.token, t0 + Duration::from_secs(310)), valid("wxa"));
+        assert_eq!(s.check(&a.token, t0 + secs(309)), valid("wxa"));
+        assert_eq!(s.check(&a.token, t0 + secs(310)), TokenCheck::NotLatest);
+        assert_eq!(s.check(&b.token, t0 + secs(310)), valid("wxa"));
         // The two kinds are independent: a classic call leaves the stable token alone.
-        let st = s.stable("wxa", false, t0);
-        s.classic("wxa", t0 + Duration::from_secs(20));
-        assert_eq!(s.check(&st.token, t0 + Duration::from_secs(1000)), valid("wxa"));
+        let st = s.stable("wxa", false, t0, REAL);
+        s.classic("wxa", t0 + secs(20), REAL);
+        assert_eq!(s.check(&st.token, t0 + secs(1000)), valid("wxa"));
         assert_eq!(s.check("nonsense", t0), TokenCheck::Invalid);
     }
 
     #[test]
+    fn a_shared_token_retires_every_older_one() {
+        let shared = TokenRules { shared_overlap: Some(Duration::ZERO), max_uses: None };
+        let mut s = TokenStore::new(TTL, OVERLAP);
+        let t0 = Instant::now();
+        let st = s.stable("wxa", false, t0, shared);
+        let other = s.stable("wxb", false, t0, shared);
+        let classic = s.classic("wxa", t0 + secs(1), shared);
+        assert_eq!(s.check(&st.token, t0 + secs(1)), TokenCheck::NotLatest, "retired at once");
+        assert_eq!(s.check(&other.token, t0 + secs(1)), valid("wxb"), "other accounts keep theirs");
+        // stable_token now hands out the account's current token: the classic one.
+        assert_eq!(s.stable("wxa", false, t0 + secs(2), shared).token, classic.token);
+        let forced = s.stable("wxa", true, t0 + secs(3), shared);
+        assert_eq!(s.check(&classic.token, t0 + secs(3)), TokenCheck::NotLatest);
+        assert_eq!(s.check(&forced.token, t0 + secs(3)), valid("wxa"));
+        // With an overlap, the old one works until it ends.
+        let later = TokenRules { shared_overlap: Some(secs(60)), max_uses: None };
+        let newest = s.classic("wxa", t0 + secs(10), later);
+        assert_eq!(s.check(&forced.token, t0 + secs(69)), valid("wxa"));
+        assert_eq!(s.check(&forced.token, t0 + secs(70)), TokenCheck::NotLatest);
+        assert_eq!(s.check(&newest.token, t0 + secs(70)), valid("wxa"));
+    }
+
+    #[test]
+    fn tokens_are_used_up_after_n_calls() {
+        let rules = TokenRules { shared_overlap: None, max_uses: Some(2) };
+        let mut s = TokenStore::new(TTL, OVERLAP);
+        let t0 = Instant::now();
+        let a = s.stable("wxa", false, t0, rules);
+        assert_eq!(s.use_token(&a.token, t0, rules), valid("wxa"));
+        assert_eq!(s.stable("wxa", false, t0, rules).token, a.token, "still usable once more");
+        assert_eq!(s.use_token(&a.token, t0, rules), valid("wxa"));
+        assert_eq!(s.use_token(&a.token, t0, rules), TokenCheck::UsedUp);
+        let b = s.stable("wxa", false, t0, rules);
+        assert_ne!(b.token, a.token, "a used-up token is replaced");
+        assert_eq!(s.use_token(&b.token, t0, rules), valid("wxa"));
+        assert_eq!(s.use_token("nonsense", t0, rules), TokenCheck::Invalid);
+        s.reset_uses();
+        assert_eq!(s.use_token(&b.token, t0, rules), valid("wxa"));
+        assert_eq!(s.use_token(&b.token, t0, REAL), valid("wxa"), "no limit, no expiry");
+        assert_eq!(s.history(), [a.token, b.token]);
+    }
+
+    #[test]
     fn old_tokens_are_forgotten() {
-        let mut s = TokenStore::new(Duration::from_secs(1), OVERLAP);
+        let mut s = TokenStore::new(secs(1), OVERLAP);
         let t0 = Instant::now();
         for _ in 0..2048 {
-            s.stable("wxa", true, t0);
+            s.stable("wxa", true, t0, REAL);
         }
-        let later = t0 + REMEMBER_EXPIRED + Duration::from_secs(2);
+        let later = t0 + REMEMBER_EXPIRED + secs(2);
         for _ in 0..1024 {
-            s.classic("wxb", later);
+            s.classic("wxb", later, REAL);
         }
         assert!(s.tokens.len() <= 1025, "{}", s.tokens.len());
+        assert_eq!(s.history().len(), 3072, "the history keeps them all");
     }
 }

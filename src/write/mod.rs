@@ -26,6 +26,7 @@ use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
 use bytes::Bytes;
 use chrono::NaiveDate;
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -119,7 +120,31 @@ impl Dataset {
         if settings.format_version != 1 || settings.bucket_hash != "fnv1a64" {
             return Err(WriteError::Settings(format!("{} was written by a newer wxcube: upgrade wxcube", output.spec)));
         }
-        Ok(Self { output, settings, unique: AtomicU64::new(0) })
+        let dataset = Self { output, settings, unique: AtomicU64::new(0) };
+        dataset.clean_staging().await;
+        Ok(dataset)
+    }
+
+    /// Removes staging files a killed run left behind (readers never see them, but they take
+    /// space). Only files older than an hour: a younger one may belong to a run still going.
+    async fn clean_staging(&self) {
+        if !self.output.stage_locally() {
+            return;
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
+        let dir = layout::staging_dir(&self.output.root);
+        let stale: Vec<Path> = match self.output.store.list(Some(&dir)).try_collect::<Vec<_>>().await {
+            Ok(objects) => objects.into_iter().filter(|o| o.last_modified < cutoff).map(|o| o.location).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list the staging folder");
+                return;
+            }
+        };
+        for path in stale {
+            if let Err(e) = self.output.store.delete(&path).await {
+                tracing::warn!(path = %path, error = %e, "cannot remove a stale staging file");
+            }
+        }
     }
 
     fn store_err(&self, path: &Path, source: object_store::Error) -> WriteError {
@@ -181,12 +206,17 @@ impl Dataset {
             return Ok(Written::default());
         }
         let mut parts = vec![];
+        let rows = new_rows.num_rows() as u64;
         if let Some(bytes) = &existing {
             let old = read_parquet(table, bytes.clone())
                 .map_err(|message| WriteError::File { path: self.output.url_of(&path), message })?;
+            if same_values(table, &select_accounts(table, &old, |a| members.contains(a)), &new_rows) {
+                // Nothing changed: the file stays as it is, byte for byte (and its rows keep the
+                // extracted_at of when these values were first fetched).
+                return Ok(Written { files_written: 0, files_removed: 0, rows });
+            }
             parts.push(select_accounts(table, &old, |a| !members.contains(a)));
         }
-        let rows = new_rows.num_rows() as u64;
         parts.push(new_rows);
         let merged = concat_batches(&table.schema(), &parts).expect("batches share the table schema");
         if merged.num_rows() == 0 {
@@ -218,6 +248,17 @@ fn select_accounts(table: &Table, batch: &RecordBatch, keep: impl Fn(&str) -> bo
         batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().expect("appid is a string column");
     let mask: BooleanArray = appids.iter().map(|a| Some(a.is_some_and(&keep))).collect();
     filter_record_batch(batch, &mask).expect("mask has the batch's length")
+}
+
+/// Whether two batches hold the same rows, ignoring order and `extracted_at`.
+fn same_values(table: &Table, a: &RecordBatch, b: &RecordBatch) -> bool {
+    if a.num_rows() != b.num_rows() {
+        return false;
+    }
+    let values: Vec<usize> =
+        (0..table.columns.len()).filter(|&i| table.columns[i].source != crate::registry::Source::ExtractedAt).collect();
+    let project = |batch: &RecordBatch| sort_rows(table, batch).project(&values).expect("indices are the table's");
+    project(a) == project(b)
 }
 
 /// Sorts by appid, then the table's row key.

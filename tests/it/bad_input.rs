@@ -36,6 +36,14 @@ async fn usage_errors_exit_2_with_one_line() {
         (vec!["--end", "2024-03-01"], "--begin is missing"),
         (vec!["--begin", "2024-03-01", "--concurrency", "0"], "--concurrency"),
         (vec!["--begin", "2024-03-01", "--bogus"], "--bogus"),
+        (vec!["--begin", "2024-03-01", "--timeout-secs", "0"], "--timeout-secs"),
+        (vec!["--begin", "2024-03-01", "--buckets", "0"], "--buckets"),
+        (vec!["--begin", "2024-03-01", "--max-retries", "99"], "--max-retries"),
+        (vec!["--begin", "2024-03-01", "--tables", ""], "--tables"),
+        (vec!["--begin", "2024-03-01", "--log-format", "xml"], "--log-format"),
+        (vec!["--begin", "2010-01-01", "--end", "2014-11-30"], "before 2014-12-01"),
+        (vec!["--begin", "2024-03-01", "--secret-file", "/nonexistent/secret"], "give the app secret once"),
+        (vec!["--begin", "2024-03-01", "--access-token", "tok-123456"], "not both"),
     ];
     for (extra, needle) in cases {
         let run = extract(&sim, &out, 1, &extra).await;
@@ -43,6 +51,33 @@ async fn usage_errors_exit_2_with_one_line() {
     }
     assert!(!out.exists(), "nothing written");
     assert_eq!(sim.stats().datacube_requests, 0);
+
+    // Flags that need no simulator.
+    let base = sim.base_url();
+    let out_s = out.to_str().unwrap();
+    let raw_cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--output", "", "--appid", "wx1"], "--output is empty"),
+        (vec!["--output", "gs://bucket/x", "--appid", "wx1"], "scheme 'gs' is not supported"),
+        (vec!["--output", "s3:///x", "--appid", "wx1"], "has no bucket"),
+        (vec!["--output", out_s, "--appid", "wx 1"], "is not an appid"),
+        (vec!["--output", out_s, "--appid", "wx1", "--api-base", "ftp://x"], "scheme 'ftp'"),
+        (vec!["--output", out_s, "--appid", "wx1", "--api-base", "https://user:pw@x"], "no credentials"),
+        (
+            vec!["--output", out_s, "--appid", "wx1", "--secret-file", "/nonexistent/secret"],
+            "--secret-file /nonexistent/secret",
+        ),
+    ];
+    for (flags, needle) in raw_cases {
+        let mut args = vec!["extract", "--begin", "2024-03-01", "--end", "2024-03-02"];
+        args.extend(flags);
+        if !args.contains(&"--api-base") {
+            args.extend(["--api-base", &base]);
+        }
+        let env: Vec<(&str, &str)> =
+            if args.contains(&"--secret-file") { vec![] } else { vec![("WECHAT_SECRET", &s1)] };
+        assert_refused(&wxcube(&args, &env).await, 2, needle, &[&s1]);
+    }
+    assert!(!out.exists(), "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

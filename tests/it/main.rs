@@ -4,6 +4,8 @@
 //! checked against); wxcube runs as a child process, exactly as a user or a scheduler runs it.
 
 mod bad_input;
+mod crash;
+mod faults;
 mod pipeline;
 mod proxy;
 mod readback;

@@ -205,3 +205,53 @@ pub fn python() -> String {
         "WXCUBE_PYTHON is not set: run the suite with scripts/test.sh, which installs DuckDB, moto and PySpark for these checks",
     )
 }
+
+/// `wxcube extract` for demo account `i` with `extra` flags and environment.
+pub async fn extract_env(sim: &RunningSimulator, out: &Path, i: usize, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let (base, id, key) = (sim.base_url(), appid(i), secret(i));
+    let mut args = vec!["extract", "--output", out.to_str().unwrap(), "--api-base", &base, "--appid", &id];
+    args.extend_from_slice(extra);
+    let mut envs = vec![("WECHAT_SECRET", key.as_str())];
+    envs.extend_from_slice(env);
+    wxcube(&args, &envs).await
+}
+
+/// Fails if any credential — the demo secrets, every token the simulator issued, or `more` —
+/// appears in what the run printed or in any file under `out`.
+pub fn assert_no_secrets(run: &Run, out: &Path, sim: &RunningSimulator, more: &[&str]) {
+    let mut secrets: Vec<String> = (1..=3).map(secret).collect();
+    secrets.extend(sim.issued_tokens());
+    secrets.extend(more.iter().map(|s| s.to_string()));
+    let printed = run.all_output();
+    for s in &secrets {
+        assert!(!printed.contains(s.as_str()), "a credential appears in the output");
+    }
+    for f in files(out) {
+        let bytes = std::fs::read(out.join(&f)).unwrap();
+        for s in &secrets {
+            assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "a credential appears in {}", f.display());
+        }
+    }
+}
+
+/// The rows the output should hold for account `i` over `begin..end`, leaving out the dates of
+/// the run's failed cells of each table.
+pub fn expected_without_failures(
+    table: &Table,
+    i: usize,
+    begin: &str,
+    end: &str,
+    summary: &serde_json::Value,
+) -> Vec<Key> {
+    let failed: Vec<(NaiveDate, NaiveDate)> = summary["failed_cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["table"] == table.name.as_str() && c["appid"] == appid(i).as_str())
+        .map(|c| (d(c["begin"].as_str().unwrap()), d(c["end"].as_str().unwrap())))
+        .collect();
+    expected_rows(table, &[i], begin, end)
+        .into_iter()
+        .filter(|r| !failed.iter().any(|(b, e)| *b <= r.1 && r.1 <= *e))
+        .collect()
+}

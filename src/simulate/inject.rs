@@ -1,0 +1,299 @@
+//! The live side of fault injection: which fault strikes which request.
+//!
+//! [`Injector`] holds the current [`Faults`] and everything they need to remember — counts
+//! still to use, per-account quota and per-minute call counts, how often each kind has struck
+//! (which picks its variant), and the seeded random streams behind rates and jitter. The server
+//! keeps it behind one mutex and asks it, at fixed points of each datacube request:
+//! 1. [`Injector::latency`] on arrival;
+//! 2. [`Injector::token_rules`] when checking the token;
+//! 3. [`Injector::limit`] once the token names the account (48001, 45009, 45011);
+//! 4. [`Injector::max_span`] when checking the dates;
+//! 5. [`Injector::envelope`], then, if none struck, [`Injector::data`] for an answer that
+//!    would be a list.
+//!
+//! Only triggers with a rate draw from the random stream, so the same faults and the same
+//! sequence of requests give the same answers, and a simulator without faults draws nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use super::faults::{FaultKind, Faults};
+use super::rng::{self, Rng};
+use super::tokens::TokenRules;
+
+/// A triggered fault striking a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strike {
+    pub kind: FaultKind,
+    /// How many times this kind struck before, since the faults were set: picks the variant,
+    /// so that a few strikes in a row show every variant.
+    pub nth: u64,
+}
+
+/// A stateful limit an account ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// 48001: the account is not allowed to call datacube endpoints.
+    Unauthorized,
+    /// 45009: the account used its calls of this endpoint for today.
+    DailyQuota,
+    /// 45011: the account made too many calls this minute.
+    PerMinute,
+}
+
+impl Limit {
+    /// The name counted in [`super::SimStats::faults`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Unauthorized => "unauthorized",
+            Limit::DailyQuota => "daily_quota",
+            Limit::PerMinute => "per_minute_limit",
+        }
+    }
+}
+
+/// Seed tags, so that jitter draws never shift which requests get a fault.
+const TAG_RATES: u64 = 1;
+const TAG_JITTER: u64 = 2;
+
+#[derive(Debug)]
+pub struct Injector {
+    faults: Faults,
+    rates: Rng,
+    jitter: Rng,
+    struck: BTreeMap<FaultKind, u64>,
+    /// Calls per (appid, endpoint) on the given day.
+    daily_calls: HashMap<(String, String), (NaiveDate, u64)>,
+    /// Calls per appid in the given minute (minutes since the Unix epoch).
+    minute_calls: HashMap<String, (i64, u64)>,
+}
+
+impl Injector {
+    /// Starts injecting `faults`, which must be [validated](Faults::validated).
+    pub fn new(faults: Faults) -> Self {
+        Self {
+            rates: Rng::new(rng::mix(faults.seed, TAG_RATES)),
+            jitter: Rng::new(rng::mix(faults.seed, TAG_JITTER)),
+            faults,
+            struck: BTreeMap::new(),
+            daily_calls: HashMap::new(),
+            minute_calls: HashMap::new(),
+        }
+    }
+
+    /// The faults, with the counts still to use.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn token_rules(&self) -> TokenRules {
+        TokenRules {
+            shared_overlap: self.faults.token_overlap_secs.map(Duration::from_secs),
+            max_uses: self.faults.token_expires_after,
+        }
+    }
+
+    /// How long to hold back this answer, if at all.
+    pub fn latency(&mut self) -> Option<Duration> {
+        let (base, jitter) = (self.faults.latency_ms, self.faults.latency_jitter_ms);
+        if base == 0 && jitter == 0 {
+            return None;
+        }
+        let extra = if jitter == 0 { 0 } else { self.jitter.next_u64() % (jitter + 1) };
+        Some(Duration::from_millis(base.saturating_add(extra)))
+    }
+
+    /// The limit a call of `appid` to `endpoint` runs into, if any; counts the call. `today`
+    /// is the simulated Beijing date, `minute` the machine's minutes since the epoch.
+    pub fn limit(&mut self, appid: &str, endpoint: &str, today: NaiveDate, minute: i64) -> Option<Limit> {
+        if self.faults.unauthorized.iter().any(|a| a == appid) {
+            return Some(Limit::Unauthorized);
+        }
+        if let Some(quota) = self.faults.daily_quota {
+            let key = (appid.to_string(), endpoint.to_string());
+            if count_call(self.daily_calls.entry(key).or_insert((today, 0)), today) > quota {
+                return Some(Limit::DailyQuota);
+            }
+        }
+        if let Some(limit) = self.faults.per_minute_limit
+            && count_call(self.minute_calls.entry(appid.to_string()).or_insert((minute, 0)), minute) > limit
+        {
+            return Some(Limit::PerMinute);
+        }
+        None
+    }
+
+    /// The span enforced for `table` at run time, if the faults set one.
+    pub fn max_span(&self, table: &str) -> Option<u32> {
+        self.faults.max_span_days.get(table).copied()
+    }
+
+    /// The envelope fault replacing this answer, if one strikes: the first kind with a count
+    /// left, else one drawn by rate (the rates add up to at most 1, so each kind strikes with
+    /// exactly its rate).
+    pub fn envelope(&mut self) -> Option<Strike> {
+        let kind = match FaultKind::ENVELOPE.into_iter().find(|&k| self.take_count(k)) {
+            Some(kind) => kind,
+            None => self.draw_envelope()?,
+        };
+        Some(self.strike(kind))
+    }
+
+    /// The data faults altering this list, each by its own count or draw.
+    pub fn data(&mut self) -> Vec<Strike> {
+        let mut strikes = Vec::new();
+        for kind in FaultKind::DATA {
+            if self.take_count(kind) || self.draw(kind) {
+                strikes.push(self.strike(kind));
+            }
+        }
+        strikes
+    }
+
+    fn take_count(&mut self, kind: FaultKind) -> bool {
+        let trigger = self.faults.trigger_mut(kind);
+        let left = trigger.count > 0;
+        trigger.count = trigger.count.saturating_sub(1);
+        left
+    }
+
+    fn draw(&mut self, kind: FaultKind) -> bool {
+        let rate = self.faults.trigger(kind).rate;
+        rate > 0.0 && self.rates.chance(rate)
+    }
+
+    fn draw_envelope(&mut self) -> Option<FaultKind> {
+        if FaultKind::ENVELOPE.iter().all(|&k| self.faults.trigger(k).rate == 0.0) {
+            return None;
+        }
+        let u = self.rates.unit();
+        let mut upto = 0.0;
+        FaultKind::ENVELOPE.into_iter().find(|&k| {
+            upto += self.faults.trigger(k).rate;
+            u < upto
+        })
+    }
+
+    fn strike(&mut self, kind: FaultKind) -> Strike {
+        let struck = self.struck.entry(kind).or_default();
+        *struck += 1;
+        Strike { kind, nth: *struck - 1 }
+    }
+}
+
+/// Counts one call in a `(period, calls)` counter, starting over when the period changed.
+fn count_call<P: PartialEq>(counter: &mut (P, u64), now: P) -> u64 {
+    if counter.0 != now {
+        *counter = (now, 0);
+    }
+    counter.1 += 1;
+    counter.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::faults::Trigger;
+
+    fn day(n: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 3, n).unwrap()
+    }
+
+    fn with(faults: Faults) -> Injector {
+        Injector::new(faults.validated().unwrap())
+    }
+
+    #[test]
+    fn no_faults_strike_nothing() {
+        let mut i = with(Faults::default());
+        for _ in 0..100 {
+            assert_eq!((i.envelope(), i.data().len(), i.latency()), (None, 0, None));
+            assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 0), None);
+        }
+        assert_eq!(i.token_rules(), TokenRules::default());
+    }
+
+    #[test]
+    fn counts_strike_the_next_n_then_are_used_up() {
+        let mut i = with(Faults { busy: Trigger::count(2), drop: Trigger::count(1), ..Faults::default() });
+        let kinds: Vec<_> = (0..5).map(|_| i.envelope().map(|s| (s.kind, s.nth))).collect();
+        assert_eq!(
+            kinds,
+            [Some((FaultKind::Busy, 0)), Some((FaultKind::Busy, 1)), Some((FaultKind::Drop, 0)), None, None]
+        );
+        assert!(i.faults().busy.is_off() && i.faults().drop.is_off());
+    }
+
+    #[test]
+    fn rates_strike_about_as_often_as_asked_and_reproducibly() {
+        let faults = Faults {
+            busy: Trigger::rate(0.2),
+            http_5xx: Trigger::rate(0.3),
+            negative_count: Trigger::rate(0.5),
+            seed: 7,
+            ..Faults::default()
+        };
+        let run = || {
+            let mut i = with(faults.clone());
+            (0..10_000).map(|_| (i.envelope().map(|s| s.kind), i.data().len())).collect::<Vec<_>>()
+        };
+        let draws = run();
+        assert_eq!(draws, run(), "same seed, same strikes");
+        let share = |hits: usize| hits as f64 / draws.len() as f64;
+        let envelope = |kind| share(draws.iter().filter(|d| d.0 == Some(kind)).count());
+        assert!((envelope(FaultKind::Busy) - 0.2).abs() < 0.02);
+        assert!((envelope(FaultKind::Http5xx) - 0.3).abs() < 0.02);
+        assert!((share(draws.iter().filter(|d| d.1 == 1).count()) - 0.5).abs() < 0.02);
+        let other_seed = Faults { seed: 8, ..faults };
+        let mut i = with(other_seed);
+        let differs = (0..1000).map(|_| i.envelope().map(|s| s.kind)).ne(draws[..1000].iter().map(|d| d.0));
+        assert!(differs, "another seed, other strikes");
+    }
+
+    #[test]
+    fn data_faults_strike_together() {
+        let mut i =
+            with(Faults { out_of_window: Trigger::always(), unknown_code: Trigger::count(1), ..Faults::default() });
+        let kinds = |s: Vec<Strike>| s.into_iter().map(|s| s.kind).collect::<Vec<_>>();
+        assert_eq!(kinds(i.data()), [FaultKind::OutOfWindow, FaultKind::UnknownCode]);
+        assert_eq!(kinds(i.data()), [FaultKind::OutOfWindow]);
+    }
+
+    #[test]
+    fn daily_quota_per_account_and_endpoint() {
+        let mut i = with(Faults { daily_quota: Some(2), ..Faults::default() });
+        let mut call = |appid: &str, endpoint: &str, d: u32| i.limit(appid, endpoint, day(d), 0);
+        assert_eq!(call("wxa", "getupstreammsg", 1), None);
+        assert_eq!(call("wxa", "getupstreammsg", 1), None);
+        assert_eq!(call("wxa", "getupstreammsg", 1), Some(Limit::DailyQuota));
+        assert_eq!(call("wxa", "getupstreammsghour", 1), None, "another endpoint");
+        assert_eq!(call("wxb", "getupstreammsg", 1), None, "another account");
+        assert_eq!(call("wxa", "getupstreammsg", 2), None, "the next day");
+    }
+
+    #[test]
+    fn per_minute_limit_per_account() {
+        let mut i = with(Faults { per_minute_limit: Some(1), ..Faults::default() });
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 10), None);
+        assert_eq!(i.limit("wxa", "getupstreammsghour", day(1), 10), Some(Limit::PerMinute));
+        assert_eq!(i.limit("wxb", "getupstreammsg", day(1), 10), None);
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 11), None, "the next minute");
+    }
+
+    #[test]
+    fn unauthorized_accounts_only() {
+        let mut i = with(Faults { unauthorized: vec!["wxb".into()], daily_quota: Some(0), ..Faults::default() });
+        assert_eq!(i.limit("wxb", "getupstreammsg", day(1), 0), Some(Limit::Unauthorized));
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 0), Some(Limit::DailyQuota));
+    }
+
+    #[test]
+    fn latency_with_jitter() {
+        let mut i = with(Faults { latency_ms: 100, latency_jitter_ms: 50, ..Faults::default() });
+        let delays: Vec<u128> = (0..200).map(|_| i.latency().unwrap().as_millis()).collect();
+        assert!(delays.iter().all(|d| (100..=150).contains(d)));
+        assert!(delays.iter().any(|&d| d != delays[0]), "jitter varies");
+    }
+}
