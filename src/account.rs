@@ -5,6 +5,7 @@
 //! value is [`Secret::expose`], used where the value goes on the wire.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A WeChat Official Account id (`wx` followed by 16 hex digits for real accounts).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,6 +74,31 @@ pub enum Credentials {
     /// App secret through the legacy `/cgi-bin/token`, which invalidates every other holder's
     /// token: only on explicit request.
     LegacyToken(Secret),
+    /// An account authorised to a third-party platform: its token comes from
+    /// `api_authorizer_token` with the authoriser's refresh token, which rotates on every use.
+    Authorizer { component: Arc<ComponentCredentials>, refresh: RefreshToken },
+}
+
+/// A third-party platform's own credentials.
+#[derive(Debug)]
+pub struct ComponentCredentials {
+    pub appid: AppId,
+    pub secret: Option<Secret>,
+    /// Pushed to the platform's webhook every 10 minutes; a batch job takes it from outside.
+    pub verify_ticket: Option<Secret>,
+    /// A component access token from outside, used instead of secret + ticket.
+    pub access_token: Option<Secret>,
+    /// The component access token fetched this run, shared by every authorised account.
+    pub cache: tokio::sync::Mutex<Option<Secret>>,
+}
+
+/// Where an authoriser's refresh token lives. It rotates on every use, and the rotated one
+/// must be kept, or the account is lost once the old one lapses.
+#[derive(Clone, Debug)]
+pub enum RefreshToken {
+    /// A file holding the token, rewritten atomically (and readable by its owner only) with
+    /// each rotation.
+    File(std::path::PathBuf),
 }
 
 #[derive(Clone, Debug)]

@@ -62,6 +62,9 @@ pub struct ExtractArgs {
     /// Last Beijing date to extract, inclusive [default: the latest complete day].
     #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
     pub end: Option<NaiveDate>,
+    /// A TOML file listing the accounts and where each one's credentials are (see README).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["appid", "secret", "secret_file", "access_token"])]
+    pub config: Option<PathBuf>,
     /// The account's appid.
     #[arg(long, env = "WECHAT_APPID")]
     pub appid: Option<String>,
@@ -94,6 +97,28 @@ pub struct ExtractArgs {
     /// Files per partition (fixed when the output is first written; later runs must match).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub buckets: Option<u32>,
+    /// Requests in flight at once for one account.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub account_concurrency: u16,
+    /// Continue each (account, table) from where the last successful run left it (state under
+    /// <output>/_wxcube/state/), re-pulling the last --lookback-days days, up to --end.
+    #[arg(long, conflicts_with = "begin")]
+    pub incremental: bool,
+    /// With --incremental: where an (account, table) without state starts.
+    #[arg(long, value_parser = date, value_name = "YYYY-MM-DD", requires = "incremental")]
+    pub start_date: Option<NaiveDate>,
+    /// With --incremental: days re-pulled before the last complete day, since the API fills
+    /// late days in.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=366), value_name = "DAYS")]
+    pub lookback_days: u32,
+    /// Take only the accounts of shard I of N (0-based): N tasks with the same output never
+    /// write the same file.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Pin today's Beijing date (as at 12:00), which decides the latest complete day: for runs
+    /// against a simulator started with `wxcube simulate --today`.
+    #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+    pub today: Option<NaiveDate>,
     /// Print the planned requests and exit without calling the API or writing anything.
     #[arg(long)]
     pub dry_run: bool,

@@ -10,11 +10,12 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::account::{Account, AppId, Credentials, Secret};
+use crate::accounts_file;
 use crate::cli::ExtractArgs;
 use crate::dates::{self, DATA_FLOOR, DateRange};
 use crate::extract::retry::RetryPolicy;
 use crate::registry;
-use crate::run::RunConfig;
+use crate::run::{RangeSpec, RunConfig};
 use crate::write::store::OutputSpec;
 
 /// Bad usage or configuration: nothing was attempted.
@@ -28,17 +29,34 @@ fn usage<T>(message: impl Into<String>) -> Result<T, UsageError> {
 
 /// Validates `args` as of `now`.
 pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, UsageError> {
+    let now = args.today.map_or(now, dates::noon_in_beijing);
     let tables = registry::select(&args.tables).map_err(|e| UsageError(format!("--tables: {e}")))?;
     let latest = dates::latest_complete_day(now);
-    let range = resolve_range(args, latest)?;
+    let range = if args.incremental {
+        let end = args.end.unwrap_or(latest);
+        if end > latest {
+            return usage(format!(
+                "--end {end} is after the latest complete day {latest} (Beijing yesterday, or the day before until 08:00): use --end {latest} or leave --end out"
+            ));
+        }
+        RangeSpec::Incremental { start: args.start_date, lookback_days: args.lookback_days, end }
+    } else {
+        RangeSpec::Fixed(resolve_range(args, latest)?)
+    };
     let output = OutputSpec::parse(&args.output).map_err(UsageError)?;
     let api_base = resolve_api_base(&args.api_base)?;
-    let accounts = vec![resolve_account(args)?];
+    let accounts = match &args.config {
+        Some(path) => accounts_file::load(path).map_err(UsageError)?,
+        None => vec![resolve_account(args)?],
+    };
     Ok(RunConfig {
         tables,
         range,
         latest,
         accounts,
+        account_concurrency: usize::from(args.account_concurrency),
+        shard: args.shard,
+        dry_run: args.dry_run,
         api_base,
         timeout: Duration::from_secs(args.timeout_secs),
         concurrency: usize::from(args.concurrency),
@@ -102,7 +120,7 @@ fn resolve_account(args: &ExtractArgs) -> Result<Account, UsageError> {
         }
         None => {
             return usage(
-                "no credentials: give --appid with --secret (or WECHAT_APPID and WECHAT_SECRET), or --appid with --access-token",
+                "no credentials: give --appid with --secret (or WECHAT_APPID and WECHAT_SECRET), --appid with --access-token, or --config accounts.toml",
             );
         }
     };

@@ -32,6 +32,16 @@ pub fn latest_complete_day(now: DateTime<Utc>) -> NaiveDate {
     local.date_naive() - Days::new(back)
 }
 
+/// 12:00 Beijing time on `day`, as an instant.
+pub fn noon_in_beijing(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(12, 0, 0)
+        .expect("noon exists")
+        .and_local_timezone(beijing())
+        .single()
+        .expect("no DST")
+        .with_timezone(&Utc)
+}
+
 /// Parses `YYYY-MM-DD` strictly (four-digit year, two-digit month and day).
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     let well_formed = s.len() == 10

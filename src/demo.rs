@@ -38,9 +38,12 @@ pub async fn run(
         .collect();
     let config = RunConfig {
         tables: registry::tables().to_vec(),
-        range,
+        range: run::RangeSpec::Fixed(range),
         latest,
         accounts,
+        account_concurrency: 4,
+        shard: None,
+        dry_run: false,
         api_base: sim.base_url().parse().expect("the simulator's URL parses"),
         timeout: Duration::from_secs(30),
         concurrency: 8,

@@ -1,4 +1,5 @@
 pub mod account;
+pub mod accounts_file;
 pub mod cli;
 pub mod config;
 pub mod dates;
@@ -9,6 +10,7 @@ pub mod normalize;
 pub mod plan;
 pub mod registry;
 pub mod run;
+pub mod shard;
 pub mod simulate;
 pub mod summary;
 pub mod tables;

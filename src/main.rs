@@ -36,7 +36,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Extract(args) => {
             let config = wxcube::config::resolve(&args, chrono::Utc::now())?;
             if args.dry_run {
-                let summary = wxcube::dry_run::print_plan(&config, &mut std::io::stdout().lock())?;
+                let summary = wxcube::dry_run::print_plan(&config, &mut std::io::stdout().lock()).await?;
                 println!("{}", summary.to_json_line());
                 return Ok(0);
             }

@@ -1,7 +1,8 @@
 //! The run: plan → extract → normalize → write, window by window, for every account.
 //!
-//! A *unit* is one (table, window) of the plan, fetched for all of the run's accounts at once
-//! and then written, date by date. Units run concurrently, but only a few at a time, so memory
+//! A *unit* is one (table, window) of the plan, fetched for all of the run's accounts that need
+//! it (all of them, or, in incremental runs, those whose state starts at the same day) and then
+//! written, date by date. Units run concurrently, but only a few at a time, so memory
 //! holds a few windows of all accounts, whatever the range. A failure is confined to its
 //! (table, account, window) cell — or to the account or table it concerns — and the rest of the
 //! run carries on; the summary lists every failed cell.
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{Days, NaiveDate, Utc};
 use futures::StreamExt;
 use tokio::sync::watch;
 use url::Url;
@@ -23,20 +24,37 @@ use crate::extract::http::ApiClient;
 use crate::extract::retry::RetryPolicy;
 use crate::extract::{AccountSession, Extractor, Fetched};
 use crate::normalize::{self, Counters, Row};
-use crate::plan::{self, Plan, Window};
+use crate::plan::{self, Window};
 use crate::registry::Table;
-use crate::summary::{FailedCell, Summary, TableSummary};
+use crate::shard::Shard;
+use crate::summary::{AccountSummary, FailedCell, Summary, TableSummary};
+use crate::write::state::BucketState;
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{Dataset, Written};
+use crate::write::{Dataset, Settings, Written};
+
+/// Which days a run covers.
+#[derive(Clone, Copy, Debug)]
+pub enum RangeSpec {
+    /// `--begin`/`--end`.
+    Fixed(DateRange),
+    /// `--incremental`: per (account, table), from the day after the state's last complete day
+    /// minus `lookback_days`, or from `start` without state, to `end` (by default the latest
+    /// complete day).
+    Incremental { start: Option<NaiveDate>, lookback_days: u32, end: NaiveDate },
+}
 
 /// A fully validated run: nothing here can be a usage error any more.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub tables: Vec<Arc<Table>>,
-    pub range: DateRange,
+    pub range: RangeSpec,
     /// The latest complete Beijing day at the run's start.
     pub latest: NaiveDate,
     pub accounts: Vec<Account>,
+    /// Requests in flight for one account.
+    pub account_concurrency: usize,
+    pub shard: Option<Shard>,
+    pub dry_run: bool,
     pub api_base: Url,
     pub timeout: Duration,
     /// Requests in flight, across accounts and tables.
@@ -53,12 +71,6 @@ pub enum RunError {
     Output(String),
     #[error("{0}")]
     Credentials(String),
-}
-
-impl RunConfig {
-    pub fn plan(&self) -> Plan {
-        plan::plan(&self.tables, self.range, self.latest)
-    }
 }
 
 /// Per-table counters, shared by the units of the table.
@@ -79,6 +91,8 @@ struct Live {
     failed: Mutex<Option<String>>,
     /// Tables stopped for this account (45009, 47009), with the reason.
     stopped: Mutex<HashMap<String, String>>,
+    /// Rows written for this account.
+    rows: AtomicU64,
 }
 
 impl Live {
@@ -147,20 +161,126 @@ impl Context {
     }
 }
 
+/// One (table, window) to fetch for some of the run's accounts, then write.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    pub table: Arc<Table>,
+    pub window: Window,
+    /// Indices into the run's accounts.
+    pub members: Vec<usize>,
+}
+
+/// What is known before any request: the run's accounts (after `--shard`), the bucket count,
+/// the output if it exists, and the incremental state of the run's buckets.
+pub struct Prepared {
+    pub accounts: Vec<Account>,
+    pub buckets: u32,
+    existing: Option<Output>,
+    states: BTreeMap<u32, BucketState>,
+}
+
+/// Reads what the output already holds (nothing is created) and applies `--shard`.
+pub async fn prepare(config: &RunConfig) -> Result<Prepared, RunError> {
+    let existing = Output::open_if_exists(&config.output).map_err(RunError::Output)?;
+    let settings: Option<Settings> = match &existing {
+        Some(output) => Dataset::read_settings(output).await.map_err(|e| RunError::Output(e.to_string()))?,
+        None => None,
+    };
+    let buckets = match (&settings, config.buckets) {
+        (Some(s), Some(b)) if s.buckets != b => {
+            return Err(RunError::Output(format!(
+                "{} was written with --buckets {}, not {b}: use --buckets {} or a new output",
+                config.output, s.buckets, s.buckets
+            )));
+        }
+        (Some(s), _) => s.buckets,
+        (None, b) => b.unwrap_or(crate::write::DEFAULT_BUCKETS),
+    };
+    let accounts: Vec<Account> = match config.shard {
+        Some(shard) if shard.count > buckets => {
+            return Err(RunError::Output(format!(
+                "--shard {shard}: at most {buckets} shards for an output with {buckets} buckets"
+            )));
+        }
+        Some(shard) => config.accounts.iter().filter(|a| shard.owns(&a.appid, buckets)).cloned().collect(),
+        None => config.accounts.clone(),
+    };
+    let mut states = BTreeMap::new();
+    if let (RangeSpec::Incremental { .. }, Some(output)) = (config.range, &existing)
+        && settings.is_some()
+    {
+        let reader = Dataset::open(output.clone(), Some(buckets)).await.map_err(|e| RunError::Output(e.to_string()))?;
+        for a in &accounts {
+            let bucket = crate::write::layout::bucket_of(&a.appid, buckets);
+            if let std::collections::btree_map::Entry::Vacant(e) = states.entry(bucket) {
+                e.insert(reader.load_state(bucket).await.map_err(|e| RunError::Output(e.to_string()))?);
+            }
+        }
+    }
+    Ok(Prepared { accounts, buckets, existing, states })
+}
+
+impl Prepared {
+    /// The day each (account, table) starts from, and the range it covers.
+    fn range_of(&self, config: &RunConfig, account: &Account, table: &Table) -> Result<Option<DateRange>, String> {
+        match config.range {
+            RangeSpec::Fixed(range) => Ok(Some(range)),
+            RangeSpec::Incremental { start, lookback_days, end } => {
+                let bucket = crate::write::layout::bucket_of(&account.appid, self.buckets);
+                let done = self.states.get(&bucket).and_then(|s| s.get(account.appid.as_str(), &table.name));
+                let begin = match (done, start) {
+                    (Some(p), _) => (p.through.0 + Days::new(1) - Days::new(u64::from(lookback_days))).max(p.since.0),
+                    (None, Some(start)) => start,
+                    (None, None) => {
+                        return Err(format!(
+                            "--incremental: {} has no state for {table} yet: give --start-date for its first run",
+                            account.appid
+                        ));
+                    }
+                };
+                Ok(DateRange::new(begin.max(crate::dates::DATA_FLOOR), end))
+            }
+        }
+    }
+
+    /// The run's units: per table, the accounts that start on the same day share windows.
+    pub fn units(&self, config: &RunConfig) -> Result<Vec<Unit>, RunError> {
+        let mut units = Vec::new();
+        for table in &config.tables {
+            let mut groups: BTreeMap<DateRange, Vec<usize>> = BTreeMap::new();
+            for (i, account) in self.accounts.iter().enumerate() {
+                if let Some(range) = self.range_of(config, account, table).map_err(RunError::Output)? {
+                    groups.entry(range).or_default().push(i);
+                }
+            }
+            for (range, members) in groups {
+                for window in plan::plan_table(table, range, config.latest) {
+                    units.push(Unit { table: table.clone(), window, members: members.clone() });
+                }
+            }
+        }
+        Ok(units)
+    }
+}
+
 /// Runs the extraction and returns its summary. Errors are configuration problems found before
 /// any data was requested. When `stop` turns true (SIGTERM, Ctrl-C), no new request is sent,
 /// writes under way finish, and the summary reports the run as stopped.
 pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summary, RunError> {
     let started = Instant::now();
     let extracted_at_micros = Utc::now().timestamp_micros();
-    let plan = config.plan();
+    let prepared = prepare(&config).await?;
+    let units = prepared.units(&config)?;
     let api = Arc::new(ApiClient::new(config.api_base.clone(), config.timeout).map_err(RunError::Output)?);
     let extractor = Extractor::new(api, config.retry, config.concurrency, stop);
     // Credentials first: a refused secret must leave no trace, not even an empty output.
-    let accounts = preflight(&extractor, &config.accounts).await?;
-    let output = Output::open(&config.output).map_err(RunError::Output)?;
-    let dataset = Dataset::open(output, config.buckets).await.map_err(|e| RunError::Output(e.to_string()))?;
-    let stats = plan.tables.iter().map(|t| (t.table.name.clone(), TableStats::default())).collect();
+    let accounts = preflight(&extractor, &prepared.accounts, config.account_concurrency).await?;
+    let output = match &prepared.existing {
+        Some(output) => output.clone(),
+        None => Output::open(&config.output).map_err(RunError::Output)?,
+    };
+    let dataset = Dataset::open(output, Some(prepared.buckets)).await.map_err(|e| RunError::Output(e.to_string()))?;
+    let stats = config.tables.iter().map(|t| (t.name.clone(), TableStats::default())).collect();
     let ctx = Arc::new(Context {
         extractor,
         dataset,
@@ -171,14 +291,13 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         extracted_at_micros,
     });
 
-    let units: Vec<(Arc<Table>, Window)> =
-        plan.tables.iter().flat_map(|t| t.windows.iter().map(|w| (t.table.clone(), w.clone()))).collect();
+    let planned = planned_per_table(&config, &units);
     // Enough units in flight to keep `concurrency` requests busy, and no more: each unit holds
     // its rows in memory until written.
-    let in_flight = config.concurrency.div_ceil(config.accounts.len().max(1)).max(2);
-    tracing::info!(tables = plan.tables.len(), accounts = config.accounts.len(), requests = plan.requests_per_account() * config.accounts.len(), range = %config.range, "starting extraction");
-    futures::stream::iter(units)
-        .map(|(table, window)| tokio::spawn(run_unit(ctx.clone(), table, window)))
+    let in_flight = config.concurrency.div_ceil(prepared.accounts.len().max(1)).max(2);
+    tracing::info!(tables = config.tables.len(), accounts = prepared.accounts.len(), requests = planned.values().sum::<u64>(), latest = %config.latest, "starting extraction");
+    futures::stream::iter(units.clone())
+        .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))
         .buffer_unordered(in_flight)
         .for_each(|joined| async move {
             if let Err(e) = joined {
@@ -188,29 +307,84 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         })
         .await;
 
-    let mut tables = BTreeMap::new();
     let mut failed_cells = std::mem::take(&mut *ctx.failures.lock().unwrap());
     failed_cells.sort();
-    for t in &plan.tables {
-        let s = &ctx.stats[&t.table.name];
+    if let RangeSpec::Incremental { .. } = config.range {
+        save_state(&ctx, &config, &prepared, &units, &failed_cells).await;
+    }
+    let mut tables = BTreeMap::new();
+    for t in &config.tables {
+        let s = &ctx.stats[&t.name];
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         tables.insert(
-            t.table.name.clone(),
+            t.name.clone(),
             TableSummary {
-                planned: (t.windows.len() * config.accounts.len()) as u64,
+                planned: planned[&t.name],
                 requests: get(&s.requests),
                 rows: get(&s.rows),
                 files_written: get(&s.files_written),
                 files_removed: get(&s.files_removed),
-                failures: failed_cells.iter().filter(|c| c.table == t.table.name).count() as u64,
+                failures: failed_cells.iter().filter(|c| c.table == t.name).count() as u64,
                 out_of_window_rows: get(&s.out_of_window),
                 unknown_codes: get(&s.unknown_codes),
             },
         );
     }
-    let failures = failed_cells.len() as u64;
+    let per_account = ctx
+        .accounts
+        .iter()
+        .map(|l| {
+            let mine: Vec<&FailedCell> = failed_cells.iter().filter(|c| c.appid == l.session.appid.as_str()).collect();
+            AccountSummary {
+                appid: l.session.appid.to_string(),
+                status: if mine.is_empty() {
+                    "ok"
+                } else if l.rows.load(Ordering::Relaxed) == 0 {
+                    "failed"
+                } else {
+                    "partial"
+                },
+                rows: l.rows.load(Ordering::Relaxed),
+                failures: mine.len() as u64,
+                error: mine
+                    .iter()
+                    .find(|c| !c.error.starts_with("skipped") && !c.error.starts_with("not fetched"))
+                    .or(mine.first())
+                    .map(|c| c.error.clone()),
+            }
+        })
+        .collect();
     let stopped = ctx.extractor.stopped();
-    Ok(Summary {
+    Ok(summary(&config, &units, tables, per_account, failed_cells, stopped, started))
+}
+
+/// Requests planned per table (windows × their accounts).
+fn planned_per_table(config: &RunConfig, units: &[Unit]) -> BTreeMap<String, u64> {
+    let mut planned: BTreeMap<String, u64> = config.tables.iter().map(|t| (t.name.clone(), 0)).collect();
+    for u in units {
+        *planned.get_mut(&u.table.name).expect("unit tables are the run's") += u.members.len() as u64;
+    }
+    planned
+}
+
+fn summary(
+    config: &RunConfig,
+    units: &[Unit],
+    tables: BTreeMap<String, TableSummary>,
+    per_account: Vec<AccountSummary>,
+    failed_cells: Vec<FailedCell>,
+    stopped: bool,
+    started: Instant,
+) -> Summary {
+    let failures = failed_cells.len() as u64;
+    let (begin, end) = match config.range {
+        RangeSpec::Fixed(r) => (r.begin().to_string(), r.end().to_string()),
+        RangeSpec::Incremental { end, .. } => {
+            let first = units.iter().map(|u| u.window.range.begin()).min();
+            (first.map_or_else(|| "none".to_string(), |d| d.to_string()), end.to_string())
+        }
+    };
+    Summary {
         wxcube: env!("CARGO_PKG_VERSION"),
         status: if stopped {
             "stopped"
@@ -220,30 +394,98 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
             "partial"
         },
         stopped,
-        dry_run: false,
+        dry_run: config.dry_run,
         output: config.output.to_string(),
-        begin: config.range.begin().to_string(),
-        end: config.range.end().to_string(),
-        accounts: config.accounts.len(),
+        begin,
+        end,
+        shard: config.shard.map(|s| s.to_string()),
+        accounts: per_account.len(),
         requests: tables.values().map(|t| t.requests).sum(),
         rows: tables.values().map(|t| t.rows).sum(),
         files_written: tables.values().map(|t| t.files_written).sum(),
         failures,
         elapsed_ms: started.elapsed().as_millis() as u64,
         tables,
+        per_account,
         failed_cells,
-    })
+    }
+}
+
+/// Plans without calling anything: what `--dry-run` prints.
+pub async fn dry_run(config: &RunConfig) -> Result<(Vec<Unit>, Summary), RunError> {
+    let prepared = prepare(config).await?;
+    let units = prepared.units(config)?;
+    let planned = planned_per_table(config, &units);
+    let tables = planned.into_iter().map(|(t, planned)| (t, TableSummary { planned, ..Default::default() })).collect();
+    let per_account = prepared
+        .accounts
+        .iter()
+        .map(|a| AccountSummary { appid: a.appid.to_string(), status: "ok", rows: 0, failures: 0, error: None })
+        .collect();
+    let summary = summary(config, &units, tables, per_account, Vec::new(), false, Instant::now());
+    Ok((units, summary))
+}
+
+/// Records, per (account, table) of the run, the last day up to which every cell is written:
+/// the end of the run, or the day before its first failed window, or before the first period
+/// that has not ended yet — never past a gap, and never back from what an earlier run recorded.
+/// Written after all data is durable.
+async fn save_state(ctx: &Context, config: &RunConfig, prepared: &Prepared, units: &[Unit], failed: &[FailedCell]) {
+    let mut by_bucket: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, live) in ctx.accounts.iter().enumerate() {
+        by_bucket.entry(ctx.dataset.bucket_of(&live.session.appid)).or_default().push(i);
+    }
+    for (bucket, members) in by_bucket {
+        let mut state = match ctx.dataset.load_state(bucket).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(bucket, "cannot read the incremental state, not updating it: {e}");
+                continue;
+            }
+        };
+        for i in members {
+            let appid = ctx.accounts[i].session.appid.as_str();
+            for table in &config.tables {
+                let Ok(Some(range)) = prepared.range_of(config, &prepared.accounts[i], table) else { continue };
+                let mut through = range.end();
+                // A week or month that has not ended yet is still to come.
+                let all_starts = plan::period_starts(table.period, range, NaiveDate::MAX);
+                let ended = plan::period_starts(table.period, range, config.latest);
+                if let Some(first_open) = all_starts.iter().find(|d| !ended.contains(d)) {
+                    through = through.min(*first_open - Days::new(1));
+                }
+                for cell in failed.iter().filter(|c| c.appid == appid && c.table == table.name) {
+                    let begin = crate::dates::parse_date(&cell.begin).expect("cells carry dates");
+                    through = through.min(begin - Days::new(1));
+                }
+                let planned = units.iter().any(|u| u.table.name == table.name && u.members.contains(&i));
+                if !planned && through >= range.begin() {
+                    // Nothing was due (e.g. no week has ended since): the range is complete.
+                    through = through.max(range.begin() - Days::new(1));
+                }
+                let previous = state.get(appid, &table.name);
+                let since = previous.map_or(range.begin(), |p| p.since.0);
+                if previous.is_none_or(|p| through > p.through.0) {
+                    state.set(appid, &table.name, since, through.max(since - Days::new(1)));
+                }
+            }
+        }
+        if let Err(e) = ctx.dataset.save_state(bucket, &state).await {
+            tracing::error!(bucket, "cannot save the incremental state: {e}; the next run repeats this one's work");
+        }
+    }
 }
 
 /// Gets every account's token before any data request. An account whose credentials are
 /// refused fails as a whole; if every account is refused, the run is a configuration error.
-async fn preflight(extractor: &Extractor, accounts: &[Account]) -> Result<Vec<Live>, RunError> {
+async fn preflight(extractor: &Extractor, accounts: &[Account], per_account: usize) -> Result<Vec<Live>, RunError> {
     let live: Vec<Live> = accounts
         .iter()
         .map(|a| Live {
-            session: extractor.session(a.clone()),
+            session: extractor.session(a.clone(), per_account),
             failed: Mutex::new(None),
             stopped: Mutex::new(HashMap::new()),
+            rows: AtomicU64::new(0),
         })
         .collect();
     let results = futures::future::join_all(live.iter().map(|l| l.session.tokens.get())).await;
@@ -268,22 +510,24 @@ async fn preflight(extractor: &Extractor, accounts: &[Account]) -> Result<Vec<Li
     Ok(live)
 }
 
-/// Fetches one window for every account, then writes it.
-async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
+/// Fetches one window for its accounts, then writes it.
+async fn run_unit(ctx: Arc<Context>, unit: Unit) {
+    let Unit { table, window, members } = unit;
     let stats = &ctx.stats[&table.name];
+    let members: Vec<&Live> = members.iter().map(|&i| &ctx.accounts[i]).collect();
     let store_failed = ctx.store_failed.lock().unwrap().clone();
-    if let Some(why) = store_failed {
-        for live in &ctx.accounts {
-            ctx.fail(
-                &table,
-                &live.session.appid,
-                window.range,
-                format!("skipped, the output store failed earlier: {why}"),
-            );
+    let skip = match store_failed {
+        Some(why) => Some(format!("skipped, the output store failed earlier: {why}")),
+        None if ctx.extractor.stopped() => Some("not fetched: the run was stopped".to_string()),
+        None => None,
+    };
+    if let Some(why) = skip {
+        for live in &members {
+            ctx.skip(&table, &live.session.appid, window.range, why.clone());
         }
         return;
     }
-    let fetches = ctx.accounts.iter().map(|live| {
+    let fetches = members.iter().map(|live| {
         let (ctx, table, window) = (&ctx, &table, &window);
         async move {
             if let Some(why) = live.skip_reason(table) {
@@ -291,7 +535,7 @@ async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
                 return None;
             }
             match fetch_rows(ctx, live, table, window).await {
-                Ok(rows) => Some((live.session.appid.clone(), rows)),
+                Ok(rows) => Some((*live, rows)),
                 Err(CellError { why, news: true }) => {
                     ctx.fail(table, &live.session.appid, window.range, why);
                     None
@@ -303,19 +547,19 @@ async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
             }
         }
     });
-    let fetched: Vec<(AppId, Vec<Row>)> = futures::future::join_all(fetches).await.into_iter().flatten().collect();
+    let fetched: Vec<(&Live, Vec<Row>)> = futures::future::join_all(fetches).await.into_iter().flatten().collect();
     if fetched.is_empty() {
         return;
     }
     // Every period the window asked for is replaced, rows or not; so is any other in-window
     // date the API chose to send.
     let mut by_date: BTreeMap<NaiveDate, Vec<(&str, &Row)>> = window.periods.iter().map(|d| (*d, Vec::new())).collect();
-    for (appid, rows) in &fetched {
+    for (live, rows) in &fetched {
         for row in rows {
-            by_date.entry(row.ref_date).or_default().push((appid.as_str(), row));
+            by_date.entry(row.ref_date).or_default().push((live.session.appid.as_str(), row));
         }
     }
-    let accounts: BTreeSet<AppId> = fetched.iter().map(|(a, _)| a.clone()).collect();
+    let accounts: BTreeSet<AppId> = fetched.iter().map(|(l, _)| l.session.appid.clone()).collect();
     for (date, rows) in by_date {
         let batch = normalize::to_batch(&table, &rows, ctx.extracted_at_micros);
         match ctx.dataset.replace(&table, date, &accounts, &batch).await {
@@ -335,6 +579,9 @@ async fn run_unit(ctx: Arc<Context>, table: Arc<Table>, window: Window) {
                 return;
             }
         }
+    }
+    for (live, rows) in &fetched {
+        live.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
     }
 }
 

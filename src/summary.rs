@@ -32,6 +32,19 @@ pub struct FailedCell {
     pub error: String,
 }
 
+/// One account's outcome.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub appid: String,
+    /// `ok`, `partial` (some cells failed), or `failed` (nothing written).
+    pub status: &'static str,
+    pub rows: u64,
+    pub failures: u64,
+    /// The first failure's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub wxcube: &'static str,
@@ -43,6 +56,8 @@ pub struct Summary {
     pub output: String,
     pub begin: String,
     pub end: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub accounts: usize,
     pub requests: u64,
     pub rows: u64,
@@ -50,6 +65,8 @@ pub struct Summary {
     pub failures: u64,
     pub elapsed_ms: u64,
     pub tables: BTreeMap<String, TableSummary>,
+    /// One line per account.
+    pub per_account: Vec<AccountSummary>,
     pub failed_cells: Vec<FailedCell>,
 }
 

@@ -55,6 +55,8 @@ pub struct Extractor {
 pub struct AccountSession {
     pub appid: AppId,
     pub tokens: TokenCache,
+    /// Bounds this account's requests in flight, so one account cannot take every slot.
+    permits: Semaphore,
 }
 
 /// A window that could not be fetched.
@@ -76,8 +78,13 @@ impl Extractor {
         Self { api, retry, permits: Semaphore::new(concurrency.max(1)), spans: SpanMemory::default(), stop }
     }
 
-    pub fn session(&self, account: Account) -> AccountSession {
-        AccountSession { appid: account.appid.clone(), tokens: TokenCache::new(account, self.api.clone(), self.retry) }
+    /// A session for `account`, with at most `concurrency` requests in flight.
+    pub fn session(&self, account: Account, concurrency: usize) -> AccountSession {
+        AccountSession {
+            appid: account.appid.clone(),
+            tokens: TokenCache::new(account, self.api.clone(), self.retry),
+            permits: Semaphore::new(concurrency.max(1)),
+        }
     }
 
     pub fn stopped(&self) -> bool {
@@ -207,6 +214,7 @@ impl Extractor {
             .get()
             .await
             .map_err(|e| (None, CallError::Token(format!("access token for {}: {e}", session.appid))))?;
+        let _account_permit = session.permits.acquire().await.expect("the semaphore is never closed");
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         requests.fetch_add(1, Ordering::Relaxed);
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});

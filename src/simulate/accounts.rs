@@ -5,9 +5,20 @@
 //! AppSecret. They are public on purpose: the simulator is a local stand-in, and the demo, the
 //! tests and anyone trying wxcube need them without set-up. Credentials are derived, not stored,
 //! so a simulator with 5 000 accounts costs nothing.
+//!
+//! There is also one demo *third-party platform* (a "component", in the API's words) to which
+//! every demo account is authorised: appid [`demo_component_appid`], secret
+//! [`demo_component_secret`], and a `component_verify_ticket` that never expires,
+//! [`demo_verify_ticket`] (the real one is pushed to the platform's webhook every 10 minutes).
+//! Account `i`'s first authorizer refresh token is [`demo_refresh_token`]`(i)`; the simulator
+//! replaces it at every use (see [`super::RunningSimulator::authorizer_refresh_token`]).
 
 const APPID_PREFIX: &str = "wxdemo";
 const SECRET_PREFIX: &str = "demosecret";
+const COMPONENT_APPID: &str = "wxcomponent0000001";
+const COMPONENT_SECRET: &str = "componentsecret00000000000000001";
+const VERIFY_TICKET: &str = "ticket@@@demoverifyticket-component0000001-neverexpires";
+const REFRESH_PREFIX: &str = "refreshtoken@@@";
 
 /// The appid of demo account `i` (1-based), e.g. `wxdemo000000000001`.
 pub fn demo_appid(i: usize) -> String {
@@ -17,6 +28,34 @@ pub fn demo_appid(i: usize) -> String {
 /// The secret of demo account `i` (1-based).
 pub fn demo_secret(i: usize) -> String {
     format!("{SECRET_PREFIX}{i:022}")
+}
+
+/// The appid of the demo third-party platform, `wxcomponent0000001`: eighteen characters, like
+/// an account's.
+pub fn demo_component_appid() -> String {
+    COMPONENT_APPID.to_string()
+}
+
+/// The demo platform's `component_appsecret`, 32 characters like an AppSecret.
+pub fn demo_component_secret() -> String {
+    COMPONENT_SECRET.to_string()
+}
+
+/// The demo platform's `component_verify_ticket`, shaped like a real one (`ticket@@@…`). It is
+/// always valid: the simulator does not push tickets.
+pub fn demo_verify_ticket() -> String {
+    VERIFY_TICKET.to_string()
+}
+
+/// Demo account `i`'s first `authorizer_refresh_token`, e.g. `refreshtoken@@@demo000000000001`
+/// (the appid without its `wx`): valid until its first use, which replaces it.
+pub fn demo_refresh_token(i: usize) -> String {
+    format!("{REFRESH_PREFIX}{}", &demo_appid(i)[2..])
+}
+
+/// The start of every authorizer refresh token the simulator knows.
+pub(super) fn refresh_token_prefix() -> &'static str {
+    REFRESH_PREFIX
 }
 
 /// The demo accounts a simulator with `count` accounts knows.
@@ -61,6 +100,11 @@ mod tests {
         assert_eq!(demo_appid(1).len(), 18);
         assert_eq!(demo_secret(12), "demosecret0000000000000000000012");
         assert_eq!(demo_secret(12).len(), 32);
+        assert_eq!(demo_component_appid().len(), 18);
+        assert_eq!(demo_component_secret().len(), 32);
+        assert!(demo_verify_ticket().starts_with("ticket@@@"));
+        assert_eq!(demo_refresh_token(12), "refreshtoken@@@demo000000000012");
+        assert_ne!(demo_refresh_token(1), demo_refresh_token(2));
     }
 
     #[test]

@@ -85,11 +85,12 @@ pub struct Faults {
     /// datacube calls; `stable_token` then hands out a fresh one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_expires_after: Option<u64>,
-    /// When set, an account has one current token for both token endpoints, and issuing a
-    /// newer one (`/cgi-bin/token`, or `stable_token` with `force_refresh`) makes every older
-    /// one answer 40001 "not latest" after this many seconds (0: at once). Unset, the two
-    /// endpoints' tokens are independent, as the official documentation says, and a classic
-    /// token outlives its successor by [`super::SimConfig::token_overlap`].
+    /// When set, an account has one current token for all its token endpoints (stable,
+    /// classic, authorizer), and issuing a newer one (`/cgi-bin/token`,
+    /// `api_authorizer_token`, or `stable_token` with `force_refresh`) makes every older one
+    /// answer 40001 "not latest" after this many seconds (0: at once). Unset, the endpoints'
+    /// tokens are independent, as the official documentation says, and a classic or
+    /// authorizer token outlives its successor by [`super::SimConfig::token_overlap`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_overlap_secs: Option<u64>,
     /// Datacube calls allowed per account and endpoint per (simulated, Beijing) day; further

@@ -11,6 +11,9 @@
 //! 5. [`Injector::envelope`], then, if none struck, [`Injector::data`] for an answer that
 //!    would be a list.
 //!
+//! It also counts each account's calls per endpoint and day, with or without a quota, for the
+//! quota endpoint ([`Injector::daily_used`]).
+//!
 //! Only triggers with a rate draw from the random stream, so the same faults and the same
 //! sequence of requests give the same answers, and a simulator without faults draws nothing.
 
@@ -54,6 +57,12 @@ impl Limit {
     }
 }
 
+/// The `daily_limit` the quota endpoint reports when no `daily_quota` fault is set. No datacube
+/// quota is documented; this is the order of magnitude the real service reports for APIs of
+/// this kind. It is reported, not enforced: without the fault, calls beyond it are answered
+/// (and `remain` stays at 0).
+pub const DEFAULT_DAILY_LIMIT: u64 = 5000;
+
 /// Seed tags, so that jitter draws never shift which requests get a fault.
 const TAG_RATES: u64 = 1;
 const TAG_JITTER: u64 = 2;
@@ -64,7 +73,7 @@ pub struct Injector {
     rates: Rng,
     jitter: Rng,
     struck: BTreeMap<FaultKind, u64>,
-    /// Calls per (appid, endpoint) on the given day.
+    /// Calls per (appid, endpoint) on the given day that the daily quota let through.
     daily_calls: HashMap<(String, String), (NaiveDate, u64)>,
     /// Calls per appid in the given minute (minutes since the Unix epoch).
     minute_calls: HashMap<String, (i64, u64)>,
@@ -106,23 +115,42 @@ impl Injector {
     }
 
     /// The limit a call of `appid` to `endpoint` runs into, if any; counts the call. `today`
-    /// is the simulated Beijing date, `minute` the machine's minutes since the epoch.
+    /// is the simulated Beijing date, `minute` the machine's minutes since the epoch. A call
+    /// counts against the per-minute limit once past the daily quota, and against the daily
+    /// quota (and in [`Self::daily_used`]) once past both.
     pub fn limit(&mut self, appid: &str, endpoint: &str, today: NaiveDate, minute: i64) -> Option<Limit> {
         if self.faults.unauthorized.iter().any(|a| a == appid) {
             return Some(Limit::Unauthorized);
         }
-        if let Some(quota) = self.faults.daily_quota {
-            let key = (appid.to_string(), endpoint.to_string());
-            if count_call(self.daily_calls.entry(key).or_insert((today, 0)), today) > quota {
-                return Some(Limit::DailyQuota);
-            }
+        let key = (appid.to_string(), endpoint.to_string());
+        if let Some(quota) = self.faults.daily_quota
+            && self.daily_used(&key.0, &key.1, today) >= quota
+        {
+            return Some(Limit::DailyQuota);
         }
         if let Some(limit) = self.faults.per_minute_limit
             && count_call(self.minute_calls.entry(appid.to_string()).or_insert((minute, 0)), minute) > limit
         {
             return Some(Limit::PerMinute);
         }
+        count_call(self.daily_calls.entry(key).or_insert((today, 0)), today);
         None
+    }
+
+    /// The calls `appid` made to `endpoint` on `today` that got past every limit, since the
+    /// faults were last set.
+    pub fn daily_used(&self, appid: &str, endpoint: &str, today: NaiveDate) -> u64 {
+        // Keyed by owned strings; a lookup allocates, which the quota endpoint can afford.
+        match self.daily_calls.get(&(appid.to_string(), endpoint.to_string())) {
+            Some(&(day, calls)) if day == today => calls,
+            _ => 0,
+        }
+    }
+
+    /// The calls allowed per account, endpoint and day: the `daily_quota` fault, else
+    /// [`DEFAULT_DAILY_LIMIT`].
+    pub fn daily_limit(&self) -> u64 {
+        self.faults.daily_quota.unwrap_or(DEFAULT_DAILY_LIMIT)
     }
 
     /// The span enforced for `table` at run time, if the faults set one.
@@ -271,6 +299,27 @@ mod tests {
         assert_eq!(call("wxa", "getupstreammsghour", 1), None, "another endpoint");
         assert_eq!(call("wxb", "getupstreammsg", 1), None, "another account");
         assert_eq!(call("wxa", "getupstreammsg", 2), None, "the next day");
+    }
+
+    #[test]
+    fn calls_are_counted_with_or_without_a_quota() {
+        let mut i = with(Faults::default());
+        assert_eq!((i.daily_limit(), i.daily_used("wxa", "getupstreammsg", day(1))), (DEFAULT_DAILY_LIMIT, 0));
+        for _ in 0..3 {
+            assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 0), None);
+        }
+        i.limit("wxa", "getupstreammsghour", day(1), 0);
+        assert_eq!(i.daily_used("wxa", "getupstreammsg", day(1)), 3);
+        assert_eq!(i.daily_used("wxb", "getupstreammsg", day(1)), 0);
+        assert_eq!(i.daily_used("wxa", "getupstreammsg", day(2)), 0, "a new day");
+        // Refused calls are not used calls.
+        let mut i = with(Faults { daily_quota: Some(2), per_minute_limit: Some(1), ..Faults::default() });
+        assert_eq!(i.daily_limit(), 2);
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 0), None);
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 0), Some(Limit::PerMinute));
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 1), None);
+        assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 2), Some(Limit::DailyQuota));
+        assert_eq!(i.daily_used("wxa", "getupstreammsg", day(1)), 2);
     }
 
     #[test]

@@ -10,6 +10,31 @@
 //! against it by hand. `GET /_sim/stats` tells what it was asked, so tests can prove a run made
 //! exactly its planned requests (or, with `--dry-run`, none).
 //!
+//! Routes, on loopback:
+//! - `POST /cgi-bin/stable_token` and `GET /cgi-bin/token`: an account's access token from its
+//!   appid and secret (`tokens.rs` tells how each kind is renewed and retired);
+//! - `POST /cgi-bin/component/api_component_token`: the token of a third-party platform, from
+//!   `{"component_appid","component_appsecret","component_verify_ticket"}`;
+//! - `POST /cgi-bin/component/api_authorizer_token?component_access_token=…`: an account's
+//!   access token for that platform, from `{"component_appid","authorizer_appid",
+//!   "authorizer_refresh_token"}`. The answer carries a **new** refresh token and the one sent
+//!   stops working at once (61023), as on the real service: a client must persist it.
+//!   [`RunningSimulator::authorizer_refresh_token`] tells which one is current;
+//! - `POST /datacube/{endpoint}?access_token=…`: every endpoint of the registry, with any
+//!   account token (stable, classic or authorizer);
+//! - `POST /cgi-bin/openapi/quota/get?access_token=…` with `{"cgi_path":"/datacube/…"}`: the
+//!   account's `daily_limit`, `used` and `remain` for that endpoint today (Beijing);
+//! - `GET|DELETE /_sim/stats`, `GET|POST /_sim/faults`: see [`stats`] and [`faults`].
+//!
+//! Demo credentials ([`accounts`]): account `i` is `wxdemo` + `i` in twelve digits (secret
+//! `demosecret` + `i` in 22 digits; first authorizer refresh token `refreshtoken@@@demo` + `i`
+//! in twelve digits); every account has authorised the demo platform `wxcomponent0000001`,
+//! secret `componentsecret00000000000000001`, whose verify ticket
+//! ([`accounts::demo_verify_ticket`]) never expires. Error codes of the platform endpoints
+//! are chosen and explained in `platform.rs`. [`RunningSimulator::issued_tokens`] lists every
+//! token handed out (refresh tokens included) and [`RunningSimulator::issued_secrets`] adds
+//! the static credentials clients presented, for tests that look for leaks.
+//!
 //! It also misbehaves on demand, the way the real service and the network in front of it do —
 //! errcodes -1, 45009, 45011, 48001, 42001 and 40001, HTTP 5xx pages, broken, huge or absurd
 //! bodies, dropped connections, bad rows, latency, narrower spans — by rate or by count, from
@@ -22,6 +47,7 @@ pub mod data;
 mod fault_tests;
 pub mod faults;
 mod inject;
+mod platform;
 mod rng;
 mod server;
 pub mod stats;
@@ -56,7 +82,8 @@ pub struct SimulateArgs {
     /// Pins the simulated Beijing date (the time of day is then 12:00 Beijing); default: now.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = dates::parse_date)]
     pub today: Option<NaiveDate>,
-    /// Number of demo accounts: wxdemo000000000001 (secret demosecret0…01) and up.
+    /// Number of demo accounts: wxdemo000000000001 (secret demosecret0…01) and up, each
+    /// authorised to the demo third-party platform wxcomponent0000001.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub accounts: u32,
     /// Lifetime of a new access token, in seconds.
@@ -89,7 +116,7 @@ pub struct FaultArgs {
     /// Each access token answers 42001 (expired) after serving N datacube calls.
     #[arg(long, value_name = "N", value_parser = whole("a whole number of calls", "10"))]
     pub token_expires_after: Option<u64>,
-    /// One current token per account for both token endpoints: a newer token makes older ones
+    /// One current token per account for all token endpoints: a newer token makes older ones
     /// answer 40001 (not latest) after SECS seconds; 0 for at once.
     #[arg(long, value_name = "SECS", value_parser = whole("a whole number of seconds", "0"))]
     pub token_overlap_secs: Option<u64>,
@@ -193,9 +220,10 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         url = %sim.base_url(),
         accounts = config.accounts,
         today = %args.today.map_or_else(|| "now".to_string(), |d| d.to_string()),
-        "simulator ready; demo appids run from {} to {}",
+        "simulator ready; demo appids run from {} to {}, all authorised to the demo platform {}",
         accounts::demo_appid(1),
-        accounts::demo_appid(config.accounts)
+        accounts::demo_appid(config.accounts),
+        accounts::demo_component_appid()
     );
     if config.faults != Faults::default() {
         tracing::info!(faults = %serde_json::to_string(&config.faults)?, "injecting faults; see GET /_sim/faults");

@@ -7,12 +7,19 @@
 //!
 //! Routes:
 //! - `POST /cgi-bin/stable_token`, `GET /cgi-bin/token` — access tokens (see [`super::tokens`]);
+//! - `POST /cgi-bin/component/api_component_token` and
+//!   `POST /cgi-bin/component/api_authorizer_token?component_access_token=…` — a third-party
+//!   platform's token and the authorizer tokens it gets for accounts (see [`super::platform`]);
 //! - `POST /datacube/{endpoint}?access_token=…` — any endpoint of the registry;
+//! - `POST /cgi-bin/openapi/quota/get?access_token=…` — an account's daily quota of a datacube
+//!   endpoint, `{"cgi_path":"/datacube/getupstreammsg"}`: `daily_limit` is the `daily_quota`
+//!   fault or [`super::inject::DEFAULT_DAILY_LIMIT`], `used` the calls the account made to it
+//!   on the simulated Beijing day (since the faults were last set) that got past the limits;
 //! - `GET|DELETE /_sim/stats` — what was asked (see [`super::stats`]);
 //! - `GET|POST /_sim/faults` — the faults to inject (see [`super::faults`]); a POST replaces
 //!   them and answers 400 with the reason for unknown keys or bad values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,11 +38,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::accounts::Accounts;
+use super::accounts::{self, Accounts};
 use super::broken;
 use super::data::{self, SimRow};
 use super::faults::{self, Faults, InvalidFaults};
 use super::inject::{Injector, Limit};
+use super::platform;
 use super::stats::{DatacubeRequest, Recorder, SimStats};
 use super::tokens::{Issued, TokenCheck, TokenStore};
 use crate::dates::{self, DATA_FLOOR, DateRange};
@@ -77,8 +85,8 @@ pub struct SimConfig {
     pub clock: Clock,
     /// Lifetime of a new access token. Default 2 hours, as the real service.
     pub token_ttl: Duration,
-    /// How long a classic (`/cgi-bin/token`) token keeps working once a newer one is issued.
-    /// Default 5 minutes, as the real service.
+    /// How long a classic (`/cgi-bin/token`), authorizer or component token keeps working once
+    /// a newer one of its kind is issued. Default 5 minutes, as the real service.
     pub token_overlap: Duration,
     /// Longest span enforced per table, by table or endpoint name, instead of the registry's
     /// `max_span_days` (the documentation disagrees with itself on three tables). Faults may
@@ -165,10 +173,35 @@ impl RunningSimulator {
         self.state.set_faults(faults).map(drop)
     }
 
-    /// Every access token the simulator has issued, to any account, oldest first: a test can
-    /// look for them where they must not appear (logs, files, error messages).
+    /// Every token the simulator has issued, oldest first: access tokens of every kind (stable,
+    /// classic, authorizer), component tokens, and the authorizer refresh tokens it handed out.
+    /// A test can look for them where they must not appear (logs, files, error messages).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.state.tokens).history().to_vec()
+    }
+
+    /// Every credential the simulator handed out or accepted: [`Self::issued_tokens`], then
+    /// the demo platform's secret and verify ticket, then the secret and first refresh token of
+    /// each account that was given a token (by secret or by refresh token), by account. A
+    /// superset of `issued_tokens` for leak scans; the static demo credentials of accounts that
+    /// never got a token are not listed (see [`super::accounts`] to derive them).
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let mut secrets = self.issued_tokens();
+        secrets.extend([accounts::demo_component_secret(), accounts::demo_verify_ticket()]);
+        for &i in lock(&self.state.known_accounts).iter() {
+            secrets.extend([accounts::demo_secret(i), accounts::demo_refresh_token(i)]);
+        }
+        secrets
+    }
+
+    /// The authorizer refresh token `appid` must present next to
+    /// `/cgi-bin/component/api_authorizer_token`: its first one
+    /// ([`super::accounts::demo_refresh_token`]) until that is used, then the latest one handed
+    /// out. `None` if `appid` is not a demo account of this simulator.
+    pub fn authorizer_refresh_token(&self, appid: &str) -> Option<String> {
+        let i = self.state.accounts.index_of(appid)?;
+        let tokens = lock(&self.state.tokens);
+        Some(tokens.current_refresh(appid).map_or_else(|| accounts::demo_refresh_token(i), str::to_owned))
     }
 
     /// Stops accepting connections, lets open requests finish, and waits for the server.
@@ -197,13 +230,15 @@ struct Endpoint {
     max_span_days: u32,
 }
 
-struct SimState {
-    accounts: Accounts,
+pub(super) struct SimState {
+    pub(super) accounts: Accounts,
     clock: Clock,
     endpoints: HashMap<String, Endpoint>,
-    tokens: Mutex<TokenStore>,
-    stats: Mutex<Recorder>,
-    inject: Mutex<Injector>,
+    pub(super) tokens: Mutex<TokenStore>,
+    pub(super) stats: Mutex<Recorder>,
+    pub(super) inject: Mutex<Injector>,
+    /// Accounts that were given a token, for [`RunningSimulator::issued_secrets`].
+    pub(super) known_accounts: Mutex<BTreeSet<usize>>,
 }
 
 impl SimState {
@@ -224,6 +259,7 @@ impl SimState {
             tokens: Mutex::new(TokenStore::new(config.token_ttl, config.token_overlap)),
             stats: Mutex::new(Recorder::default()),
             inject: Mutex::new(Injector::new(config.faults.clone().validated().map_err(invalid)?)),
+            known_accounts: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -234,10 +270,17 @@ impl SimState {
         *lock(&self.inject) = Injector::new(faults.clone());
         Ok(faults)
     }
+
+    /// Remembers that account `appid` was given a token.
+    pub(super) fn know(&self, appid: &str) {
+        if let Some(i) = self.accounts.index_of(appid) {
+            lock(&self.known_accounts).insert(i);
+        }
+    }
 }
 
 /// A poisoned lock only means another request panicked; the counters are still usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -245,7 +288,10 @@ fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/cgi-bin/stable_token", post(stable_token))
         .route("/cgi-bin/token", get(classic_token))
+        .route("/cgi-bin/component/api_component_token", post(platform::component_token))
+        .route("/cgi-bin/component/api_authorizer_token", post(platform::authorizer_token))
         .route("/datacube/{endpoint}", post(datacube))
+        .route("/cgi-bin/openapi/quota/get", post(quota))
         .route("/_sim/stats", get(get_stats).delete(reset_stats))
         .route("/_sim/faults", get(get_faults).post(set_faults))
         .with_state(state)
@@ -253,7 +299,7 @@ fn router(state: Arc<SimState>) -> Router {
 
 /// The errors the simulator answers with, and their texts on the real service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ApiError {
+pub(super) enum ApiError {
     InvalidCredential,
     InvalidGrantType,
     InvalidAppid,
@@ -268,6 +314,15 @@ enum ApiError {
     ApiUnauthorized,
     DateFormat,
     DateRange,
+    /// The account did not authorise the platform (or is not one the simulator knows).
+    ComponentUnauthorized,
+    ComponentTicketInvalid,
+    /// An account's token presented to a component API.
+    ComponentTokenRequired,
+    /// A component token presented to an account's API.
+    AccountTokenRequired,
+    RefreshTokenInvalid,
+    CgiPathNotFound,
 }
 
 impl From<Limit> for ApiError {
@@ -297,6 +352,12 @@ impl ApiError {
             ApiError::ApiUnauthorized => 48001,
             ApiError::DateFormat => 61500,
             ApiError::DateRange => 61501,
+            ApiError::ComponentUnauthorized => 61003,
+            ApiError::ComponentTicketInvalid => 61006,
+            ApiError::ComponentTokenRequired => 61014,
+            ApiError::AccountTokenRequired => 61015,
+            ApiError::RefreshTokenInvalid => 61023,
+            ApiError::CgiPathNotFound => 76021,
         }
     }
 
@@ -316,6 +377,12 @@ impl ApiError {
             ApiError::ApiUnauthorized => "api unauthorized",
             ApiError::DateFormat => "date format error",
             ApiError::DateRange => "date range error",
+            ApiError::ComponentUnauthorized => "component is not authorized by this account",
+            ApiError::ComponentTicketInvalid => "component ticket is invalid",
+            ApiError::ComponentTokenRequired => "must use component token for component api",
+            ApiError::AccountTokenRequired => "must use biz account token for not component api",
+            ApiError::RefreshTokenInvalid => "refresh_token is invalid",
+            ApiError::CgiPathNotFound => "cgi_path not found, please check",
         }
     }
 }
@@ -361,7 +428,7 @@ fn authenticate(
 }
 
 /// Logs a token call's outcome: never the secret, nor the token.
-fn log_token(kind: &str, appid: Option<&str>, outcome: &Result<Response, ApiError>) {
+pub(super) fn log_token(kind: &str, appid: Option<&str>, outcome: &Result<Response, ApiError>) {
     let errcode = outcome.as_ref().err().map_or(0, |e| e.code());
     tracing::debug!(kind, appid = appid.unwrap_or("-"), errcode, "token request");
 }
@@ -390,6 +457,7 @@ fn stable_token_answer(s: &SimState, request: &serde_json::Map<String, Value>) -
     let appid = authenticate(&s.accounts, text("grant_type")?, text("appid")?, text("secret")?)?;
     let rules = lock(&s.inject).token_rules();
     let issued = lock(&s.tokens).stable(&appid, force_refresh, Instant::now(), rules);
+    s.know(&appid);
     Ok(token_response(&issued))
 }
 
@@ -399,8 +467,11 @@ async fn classic_token(State(s): State<Arc<SimState>>, RawQuery(query): RawQuery
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let param = |name: &str| params.get(name).map(String::as_str);
     let rules = lock(&s.inject).token_rules();
-    let outcome = authenticate(&s.accounts, param("grant_type"), param("appid"), param("secret"))
-        .map(|appid| token_response(&lock(&s.tokens).classic(&appid, Instant::now(), rules)));
+    let outcome = authenticate(&s.accounts, param("grant_type"), param("appid"), param("secret")).map(|appid| {
+        let issued = lock(&s.tokens).classic(&appid, Instant::now(), rules);
+        s.know(&appid);
+        token_response(&issued)
+    });
     log_token("token", param("appid"), &outcome);
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
@@ -464,11 +535,7 @@ fn answer_datacube(
     body: &[u8],
     seen: &mut DatacubeRequest,
 ) -> Answer {
-    let token = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "access_token")
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty());
-    let Some(token) = token else {
+    let Some(token) = query_param(query, "access_token") else {
         return Answer::Error(ApiError::AccessTokenMissing);
     };
     let appid = match check_token(s, &token, seen) {
@@ -504,22 +571,72 @@ fn answer_datacube(
     }
 }
 
+/// A non-empty query parameter.
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// The account of a token presented to a datacube endpoint, counting the call against it.
 fn check_token(s: &SimState, token: &str, seen: &mut DatacubeRequest) -> Result<String, ApiError> {
     let rules = lock(&s.inject).token_rules();
-    match lock(&s.tokens).use_token(token, Instant::now(), rules) {
+    let check = lock(&s.tokens).use_token(token, Instant::now(), rules);
+    account_of(check).map_err(|(e, fault)| {
+        seen.faults.extend(fault.map(str::to_owned));
+        e
+    })
+}
+
+/// The account a token check found, or the error to answer with and the fault that caused it,
+/// if one did. A component token is refused with 61015, as the real service does when a
+/// platform calls an account's API with its own token instead of the authorizer's.
+fn account_of(check: TokenCheck) -> Result<String, (ApiError, Option<&'static str>)> {
+    match check {
         TokenCheck::Valid(appid) => Ok(appid),
-        TokenCheck::Invalid => Err(ApiError::InvalidCredential),
-        TokenCheck::NotLatest => {
-            seen.faults.push("token_not_latest".into());
-            Err(ApiError::InvalidCredential)
-        }
-        TokenCheck::Expired => Err(ApiError::TokenExpired),
-        TokenCheck::UsedUp => {
-            seen.faults.push("token_expired".into());
-            Err(ApiError::TokenExpired)
-        }
+        TokenCheck::Invalid => Err((ApiError::InvalidCredential, None)),
+        TokenCheck::NotLatest => Err((ApiError::InvalidCredential, Some("token_not_latest"))),
+        TokenCheck::Expired => Err((ApiError::TokenExpired, None)),
+        TokenCheck::UsedUp => Err((ApiError::TokenExpired, Some("token_expired"))),
+        TokenCheck::WrongHolder => Err((ApiError::AccountTokenRequired, None)),
     }
+}
+
+/// `/cgi-bin/openapi/quota/get`. Token checks as for datacube (without counting a use), then
+/// the body. Only the simulated datacube endpoints have a quota here: any other `cgi_path` is
+/// answered 76021, the real code for a path the service does not know.
+async fn quota(State(s): State<Arc<SimState>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    lock(&s.stats).quota();
+    let outcome = quota_answer(&s, query.as_deref(), &body);
+    let errcode = outcome.as_ref().err().map_or(0, |e| e.code());
+    tracing::debug!(errcode, "quota request");
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn quota_answer(s: &SimState, query: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+    let token = query_param(query, "access_token").ok_or(ApiError::AccessTokenMissing)?;
+    let rules = lock(&s.inject).token_rules();
+    let appid = account_of(lock(&s.tokens).peek_token(&token, Instant::now(), rules)).map_err(|(e, _)| e)?;
+    let request: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|_| ApiError::DataFormat)?;
+    let Some(Value::String(cgi_path)) = request.get("cgi_path") else {
+        return Err(ApiError::DataFormat);
+    };
+    let endpoint = cgi_path
+        .strip_prefix("/datacube/")
+        .and_then(|name| s.endpoints.get(name))
+        .map(|ep| ep.table.endpoint.as_str())
+        .ok_or(ApiError::CgiPathNotFound)?;
+    let today = dates::beijing_date(s.clock.now());
+    let (limit, used) = {
+        let inject = lock(&s.inject);
+        (inject.daily_limit(), inject.daily_used(&appid, endpoint, today))
+    };
+    // By hand, to keep the real service's field order.
+    let remain = limit.saturating_sub(used);
+    Ok(json_response(format!(
+        r#"{{"errcode":0,"errmsg":"ok","quota":{{"daily_limit":{limit},"used":{used},"remain":{remain}}}}}"#
+    )))
 }
 
 /// The answer for `rows`: the list itself, unless an envelope fault replaces it or data faults
@@ -645,7 +762,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::simulate::accounts::{demo_appid, demo_secret};
+    use crate::simulate::accounts::{demo_appid, demo_refresh_token, demo_secret};
     use crate::simulate::testing::{Client, assert_error, config, d};
 
     #[tokio::test]
@@ -895,6 +1012,93 @@ mod tests {
         let response = c.http.delete(c.url("/_sim/stats")).send().await.unwrap();
         assert_eq!(response.status(), 204);
         assert_eq!(c.sim.stats(), SimStats::default());
+    }
+
+    #[tokio::test]
+    async fn quota_counts_the_accounts_calls_of_today() {
+        let c = Client::start(config()).await;
+        let token = c.token(1).await;
+        let path = "/datacube/getupstreammsg";
+        let quota = |limit: u64, used: u64| json!({"errcode": 0, "errmsg": "ok", "quota": {"daily_limit": limit, "used": used, "remain": limit - used}});
+        assert_eq!(c.quota(&token, path).await, quota(5000, 0));
+        c.datacube("getupstreammsg", &token, "2024-03-05", "2024-03-11").await;
+        c.datacube("getupstreammsg", &token, "2024-03-01", "2024-03-11").await; // 61501, but a call all the same
+        c.datacube("getupstreammsg", "nope", "2024-03-05", "2024-03-11").await; // refused before it counts
+        c.datacube("getupstreammsghour", &token, "2024-03-11", "2024-03-11").await;
+        c.datacube("getupstreammsg", &c.token(2).await, "2024-03-05", "2024-03-11").await;
+        // The same account through a third-party platform: the same quota.
+        let component = c.component().await;
+        let answer = c.authorizer_token(&component, 1, &demo_refresh_token(1)).await;
+        let authorizer = answer["authorizer_access_token"].as_str().unwrap();
+        c.datacube("getupstreammsg", authorizer, "2024-03-05", "2024-03-11").await;
+        assert_eq!(c.quota(&token, path).await, quota(5000, 3));
+        assert_eq!(c.quota(authorizer, path).await, quota(5000, 3));
+        assert_eq!(c.quota(&token, "/datacube/getupstreammsghour").await, quota(5000, 1));
+        assert_eq!(c.quota(&token, "/datacube/getupstreammsgdist").await, quota(5000, 0));
+        assert_eq!(c.quota(&c.token(2).await, path).await, quota(5000, 1));
+        // The field order of the real service.
+        let raw = c.http.post(c.url(&format!("/cgi-bin/openapi/quota/get?access_token={token}")));
+        let text = raw.body(json!({"cgi_path": path}).to_string()).send().await.unwrap().text().await.unwrap();
+        assert_eq!(text, r#"{"errcode":0,"errmsg":"ok","quota":{"daily_limit":5000,"used":3,"remain":4997}}"#);
+        assert_eq!(c.sim.stats().quota_requests, 7);
+    }
+
+    #[tokio::test]
+    async fn quota_honours_the_daily_quota_fault() {
+        let c = Client::start(config()).await;
+        let token = c.token(2).await;
+        let used = |answer: Value| {
+            (answer["quota"]["daily_limit"].clone(), answer["quota"]["used"].clone(), answer["quota"]["remain"].clone())
+        };
+        let call = || c.datacube("getupstreammsgdist", &token, "2024-03-01", "2024-03-11");
+        call().await;
+        c.sim.set_faults(Faults { daily_quota: Some(3), ..Faults::default() }).unwrap();
+        let path = "/datacube/getupstreammsgdist";
+        assert_eq!(used(c.quota(&token, path).await), (json!(3), json!(0), json!(3)), "counts restart with the faults");
+        for n in 1..=3 {
+            assert!(call().await["list"].is_array());
+            assert_eq!(used(c.quota(&token, path).await), (json!(3), json!(n), json!(3 - n)));
+        }
+        assert_error(&call().await, 45009, "reach max api daily quota limit");
+        assert_eq!(used(c.quota(&token, path).await), (json!(3), json!(3), json!(0)), "a refused call is not used");
+    }
+
+    #[tokio::test]
+    async fn quota_errors() {
+        let c = &Client::start(config()).await;
+        let token = c.token(1).await;
+        let path = "/datacube/getupstreammsg";
+        let raw = |query: String, body: &'static str| async move {
+            c.post(&format!("/cgi-bin/openapi/quota/get{query}"), body).await
+        };
+        let good = r#"{"cgi_path":"/datacube/getupstreammsg"}"#;
+        assert_error(&raw(String::new(), good).await, 41001, "access_token missing");
+        assert_error(&raw("?access_token=".into(), good).await, 41001, "access_token missing");
+        let bad = "invalid credential, access_token is invalid or not latest";
+        assert_error(&c.quota("nope", path).await, 40001, bad);
+        assert_error(&raw("?access_token=nope".into(), "{").await, 40001, bad);
+        let component = c.component().await;
+        assert_error(&c.quota(&component, path).await, 61015, "must use biz account token for not component api");
+        let with_token = format!("?access_token={token}");
+        assert_error(&raw(with_token.clone(), "{").await, 47001, "data format error");
+        assert_error(&raw(with_token.clone(), "{}").await, 47001, "data format error");
+        assert_error(&raw(with_token.clone(), r#"{"cgi_path":7}"#).await, 47001, "data format error");
+        for unknown in [
+            "/datacube/getupstreammsgyear",
+            "datacube/getupstreammsg",
+            "/datacube/upstream_msg",
+            "/cgi-bin/stable_token",
+            "",
+        ] {
+            assert_error(&c.quota(&token, unknown).await, 76021, "cgi_path not found, please check");
+        }
+        // Quota calls do not use up a token, but a used-up token is refused.
+        c.sim.set_faults(Faults { token_expires_after: Some(1), ..Faults::default() }).unwrap();
+        for _ in 0..3 {
+            assert_eq!(c.quota(&token, path).await["errcode"], 0);
+        }
+        assert!(c.datacube("getupstreammsg", &token, "2024-03-11", "2024-03-11").await["list"].is_array());
+        assert_error(&c.quota(&token, path).await, 42001, "access_token expired");
     }
 
     #[tokio::test]

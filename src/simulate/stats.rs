@@ -21,6 +21,9 @@ pub struct SimStats {
     pub per_endpoint: BTreeMap<String, u64>,
     /// Calls to the token endpoints, whatever their answer.
     pub token_calls: TokenCalls,
+    /// Calls to `/cgi-bin/openapi/quota/get`, whatever their answer.
+    #[serde(default)]
+    pub quota_requests: u64,
     /// The latest datacube requests, oldest first.
     pub recent: Vec<DatacubeRequest>,
     /// Requests that no longer fit in `recent`.
@@ -34,10 +37,19 @@ pub struct SimStats {
     pub faults: BTreeMap<String, u64>,
 }
 
+/// Calls per token endpoint, whatever their answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCalls {
+    /// `POST /cgi-bin/stable_token`.
     pub stable_token: u64,
+    /// `GET /cgi-bin/token`.
     pub token: u64,
+    /// `POST /cgi-bin/component/api_component_token`.
+    #[serde(default)]
+    pub component_token: u64,
+    /// `POST /cgi-bin/component/api_authorizer_token`.
+    #[serde(default)]
+    pub authorizer_token: u64,
 }
 
 /// One datacube request as the simulator saw it.
@@ -95,6 +107,18 @@ impl Recorder {
         self.stats.token_calls.token += 1;
     }
 
+    pub fn component_token(&mut self) {
+        self.stats.token_calls.component_token += 1;
+    }
+
+    pub fn authorizer_token(&mut self) {
+        self.stats.token_calls.authorizer_token += 1;
+    }
+
+    pub fn quota(&mut self) {
+        self.stats.quota_requests += 1;
+    }
+
     pub fn snapshot(&self) -> SimStats {
         SimStats { recent: self.recent.iter().cloned().collect(), ..self.stats.clone() }
     }
@@ -125,14 +149,22 @@ mod tests {
         r.datacube(DatacubeRequest { faults: vec!["busy".into()], errcode: -1, ..request("getupstreammsg") });
         r.datacube(request("getupstreammsghour"));
         r.stable_token();
+        r.authorizer_token();
+        r.authorizer_token();
+        r.component_token();
+        r.quota();
         let s = r.snapshot();
         assert_eq!(s.datacube_requests, 3);
         assert_eq!(s.per_endpoint["getupstreammsg"], 2);
-        assert_eq!(s.token_calls, TokenCalls { stable_token: 1, token: 0 });
+        assert_eq!(s.token_calls, TokenCalls { stable_token: 1, token: 0, component_token: 1, authorizer_token: 2 });
+        assert_eq!(s.quota_requests, 1);
         assert_eq!(s.recent.len(), 3);
         assert_eq!(s.faults, BTreeMap::from([("busy".to_string(), 1)]));
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SimStats>(&json).unwrap(), s);
+        // Stats written before the platform endpoints existed still parse.
+        let old = r#"{"datacube_requests":0,"per_endpoint":{},"token_calls":{"stable_token":2,"token":1},"recent":[],"recent_dropped":0}"#;
+        assert_eq!(serde_json::from_str::<SimStats>(old).unwrap().token_calls.stable_token, 2);
         r.reset();
         assert_eq!(r.snapshot(), SimStats::default());
     }

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use super::accounts::{demo_appid, demo_secret};
+use super::accounts::{demo_appid, demo_component_appid, demo_component_secret, demo_secret, demo_verify_ticket};
 use super::{Clock, RunningSimulator, SimConfig, Simulator};
 use crate::dates::parse_date;
 
@@ -59,6 +59,35 @@ impl Client {
         let query =
             format!("grant_type=client_credential&appid={}&secret={}", demo_appid(account), demo_secret(account));
         self.get(&format!("/cgi-bin/token?{query}")).await
+    }
+
+    /// `api_component_token` with the demo platform's credentials: the whole answer.
+    pub async fn component_token(&self) -> Value {
+        let body = json!({"component_appid": demo_component_appid(), "component_appsecret": demo_component_secret(),
+            "component_verify_ticket": demo_verify_ticket()});
+        self.post("/cgi-bin/component/api_component_token", body.to_string()).await
+    }
+
+    /// A component token of the demo platform.
+    pub async fn component(&self) -> String {
+        self.component_token().await["component_access_token"].as_str().unwrap().to_string()
+    }
+
+    /// `api_authorizer_token` for demo account `account` with `refresh_token`: the whole answer.
+    pub async fn authorizer_token(&self, component_token: &str, account: usize, refresh_token: &str) -> Value {
+        let body = json!({"component_appid": demo_component_appid(), "authorizer_appid": demo_appid(account),
+            "authorizer_refresh_token": refresh_token});
+        self.post(
+            &format!("/cgi-bin/component/api_authorizer_token?component_access_token={component_token}"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    /// `quota/get` for `cgi_path`: the whole answer.
+    pub async fn quota(&self, token: &str, cgi_path: &str) -> Value {
+        let body = json!({"cgi_path": cgi_path}).to_string();
+        self.post(&format!("/cgi-bin/openapi/quota/get?access_token={token}"), body).await
     }
 
     pub async fn datacube(&self, endpoint: &str, token: &str, begin: &str, end: &str) -> Value {

@@ -17,6 +17,7 @@
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 
 pub mod layout;
+pub mod state;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +77,41 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The settings recorded in an existing dataset, if any.
+    pub async fn read_settings(output: &Output) -> Result<Option<Settings>, WriteError> {
+        let path = layout::settings_path(&output.root);
+        let store_err = |source| WriteError::Store { path: output.url_of(&path), source };
+        let bytes = match output.store.get(&path).await {
+            Ok(found) => found.bytes().await.map_err(store_err)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => return Err(store_err(source)),
+        };
+        let settings = serde_json::from_slice::<Settings>(&bytes).map_err(|e| {
+            WriteError::Settings(format!(
+                "{} is unreadable ({e}): restore it or write to a new output",
+                output.url_of(&path)
+            ))
+        })?;
+        Self::check(output, &settings, None)?;
+        Ok(Some(settings))
+    }
+
+    /// Refuses settings this run cannot work with.
+    fn check(output: &Output, settings: &Settings, buckets: Option<u32>) -> Result<(), WriteError> {
+        if settings.format_version != 1 || settings.bucket_hash != "fnv1a64" {
+            return Err(WriteError::Settings(format!("{} was written by a newer wxcube: upgrade wxcube", output.spec)));
+        }
+        if let Some(b) = buckets
+            && b != settings.buckets
+        {
+            return Err(WriteError::Settings(format!(
+                "{} was written with --buckets {}, not {b}: use --buckets {} or a new output",
+                output.spec, settings.buckets, settings.buckets
+            )));
+        }
+        Ok(())
+    }
+
     /// Opens the dataset, recording its settings on first use. `buckets` is the run's request
     /// (`None`: whatever the dataset has, or the default for a new one); a dataset written with
     /// another bucket count is refused, since its accounts' rows live in other files.
@@ -83,19 +119,8 @@ impl Dataset {
         let path = layout::settings_path(&output.root);
         let wanted =
             Settings { format_version: 1, buckets: buckets.unwrap_or(DEFAULT_BUCKETS), bucket_hash: "fnv1a64".into() };
-        let store_err = |source| WriteError::Store { path: output.url_of(&path), source };
-        let existing = match output.store.get(&path).await {
-            Ok(found) => Some(found.bytes().await.map_err(store_err)?),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(source) => return Err(store_err(source)),
-        };
-        let settings = match existing {
-            Some(bytes) => serde_json::from_slice::<Settings>(&bytes).map_err(|e| {
-                WriteError::Settings(format!(
-                    "{}/{path} is unreadable ({e}): restore it or write to a new output",
-                    output.spec
-                ))
-            })?,
+        let settings = match Self::read_settings(&output).await? {
+            Some(settings) => settings,
             None => {
                 let body = serde_json::to_vec_pretty(&wanted).expect("settings serialise");
                 let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
@@ -105,21 +130,11 @@ impl Dataset {
                     Err(object_store::Error::AlreadyExists { .. }) => {
                         return Box::pin(Self::open(output, buckets)).await;
                     }
-                    Err(source) => return Err(store_err(source)),
+                    Err(source) => return Err(WriteError::Store { path: output.url_of(&path), source }),
                 }
             }
         };
-        if let Some(b) = buckets
-            && b != settings.buckets
-        {
-            return Err(WriteError::Settings(format!(
-                "{} was written with --buckets {}, not {b}: use --buckets {} or a new output",
-                output.spec, settings.buckets, settings.buckets
-            )));
-        }
-        if settings.format_version != 1 || settings.bucket_hash != "fnv1a64" {
-            return Err(WriteError::Settings(format!("{} was written by a newer wxcube: upgrade wxcube", output.spec)));
-        }
+        Self::check(&output, &settings, buckets)?;
         let dataset = Self { output, settings, unique: AtomicU64::new(0) };
         dataset.clean_staging().await;
         Ok(dataset)

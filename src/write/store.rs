@@ -91,6 +91,14 @@ pub struct Output {
 }
 
 impl Output {
+    /// Opens the location if it already exists (a local folder may not yet); creates nothing.
+    pub fn open_if_exists(spec: &OutputSpec) -> Result<Option<Self>, String> {
+        match spec {
+            OutputSpec::Local(dir) if !dir.exists() => Ok(None),
+            _ => Self::open(spec).map(Some),
+        }
+    }
+
     /// Opens the location; for a local folder, creates it.
     pub fn open(spec: &OutputSpec) -> Result<Self, String> {
         match spec {

@@ -3,6 +3,7 @@
 //! The simulator runs in the test process (its data generator is also the oracle the output is
 //! checked against); wxcube runs as a child process, exactly as a user or a scheduler runs it.
 
+mod accounts;
 mod bad_input;
 mod crash;
 mod faults;

@@ -106,10 +106,10 @@ async fn dry_run_prints_the_plan_and_calls_nothing() {
     let mut b = d("2024-02-01");
     while b <= d("2024-03-31") {
         let e = (b + chrono::Days::new(6)).min(d("2024-03-31"));
-        want.push(format!("upstream_msg\t{b}\t{e}"));
+        want.push(format!("upstream_msg\t{b}\t{e}\t1"));
         b = e.succ_opt().unwrap();
     }
-    want.push("upstream_msg_month\t2024-02-01\t2024-03-01".into());
+    want.push("upstream_msg_month\t2024-02-01\t2024-03-01\t1".into());
     assert_eq!(lines, want);
     assert_eq!(run.summary()["dry_run"], true);
     let stats = sim.stats();

@@ -1,0 +1,108 @@
+//! Incremental state: how far each (account, table) is known complete.
+//!
+//! One small JSON object per bucket, `_wxcube/state/bucket-BB.json`, in the same store as the
+//! data: stateless workers share it, and shards (which own disjoint buckets) never write the
+//! same state object. It is written only at the end of a run, after the data it describes is
+//! durable; a run killed before that simply repeats its work next time.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::{Dataset, WriteError, layout};
+
+/// appid → table → progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketState {
+    pub format_version: u32,
+    pub accounts: BTreeMap<String, BTreeMap<String, Progress>>,
+}
+
+/// How far one (account, table) has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The first day ever asked for (`--start-date`): look-backs never reach before it.
+    pub since: NaiveDateString,
+    /// Every cell from `since` up to this day is written (the day before `since`: none yet).
+    pub through: NaiveDateString,
+}
+
+/// A date kept as `YYYY-MM-DD` text in the state file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NaiveDateString(pub NaiveDate);
+
+impl Serialize for NaiveDateString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for NaiveDateString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::dates::parse_date(&s).map(NaiveDateString).map_err(serde::de::Error::custom)
+    }
+}
+
+impl BucketState {
+    pub fn get(&self, appid: &str, table: &str) -> Option<Progress> {
+        self.accounts.get(appid)?.get(table).copied()
+    }
+
+    pub fn set(&mut self, appid: &str, table: &str, since: NaiveDate, through: NaiveDate) {
+        let progress = Progress { since: NaiveDateString(since), through: NaiveDateString(through) };
+        self.accounts.entry(appid.to_string()).or_default().insert(table.to_string(), progress);
+    }
+}
+
+pub fn state_path(root: &Path, bucket: u32) -> Path {
+    root.clone().join(layout::META_DIR).join("state").join(format!("bucket-{bucket:02}.json"))
+}
+
+impl Dataset {
+    /// The state of one bucket; empty if none was written yet.
+    pub async fn load_state(&self, bucket: u32) -> Result<BucketState, WriteError> {
+        let path = state_path(&self.output.root, bucket);
+        match self.output.store.get(&path).await {
+            Ok(found) => {
+                let bytes = found.bytes().await.map_err(|source| self.store_err(&path, source))?;
+                serde_json::from_slice(&bytes).map_err(|e| WriteError::File {
+                    path: self.output.url_of(&path),
+                    message: format!("unreadable state ({e}): remove it to start again from --start-date"),
+                })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(BucketState { format_version: 1, ..Default::default() }),
+            Err(source) => Err(self.store_err(&path, source)),
+        }
+    }
+
+    pub async fn save_state(&self, bucket: u32, state: &BucketState) -> Result<(), WriteError> {
+        let path = state_path(&self.output.root, bucket);
+        let body = serde_json::to_vec_pretty(state).expect("state serialises");
+        self.output.store.put(&path, PutPayload::from(body)).await.map_err(|source| self.store_err(&path, source))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_as_plain_dates() {
+        let mut s = BucketState { format_version: 1, ..Default::default() };
+        let (a, b) = (NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(), NaiveDate::from_ymd_opt(2024, 3, 1).unwrap());
+        s.set("wxa", "upstream_msg", a, b);
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            text,
+            r#"{"format_version":1,"accounts":{"wxa":{"upstream_msg":{"since":"2024-01-01","through":"2024-03-01"}}}}"#
+        );
+        assert_eq!(serde_json::from_str::<BucketState>(&text).unwrap(), s);
+        assert_eq!(s.get("wxa", "upstream_msg").unwrap().through.0, b);
+        assert_eq!(s.get("wxb", "upstream_msg"), None);
+    }
+}

@@ -1,0 +1,252 @@
+//! Scheduled operation: many accounts from a config file, shards, incremental state.
+
+use std::path::Path;
+
+use wxcube::registry;
+use wxcube::simulate::faults::{Faults, Trigger};
+use wxcube::simulate::{Clock, RunningSimulator, SimConfig};
+
+use crate::support::*;
+
+async fn sim_with(accounts: usize, faults: Faults) -> RunningSimulator {
+    simulator_with(SimConfig { clock: Clock::noon_on(d(TODAY)), accounts, faults, ..SimConfig::default() }).await
+}
+
+/// An accounts.toml for demo accounts `ids`, each reading its secret from `WXDEMO_SECRET_<i>`.
+fn config_file(dir: &Path, ids: &[usize]) -> String {
+    let text: String = ids
+        .iter()
+        .map(|i| format!("[[account]]\nappid = \"{}\"\nsecret_env = \"WXDEMO_SECRET_{i}\"\n\n", appid(*i)))
+        .collect();
+    let path = dir.join("accounts.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The environment that carries the secrets of `ids`.
+fn secrets_env(ids: &[usize]) -> Vec<(String, String)> {
+    ids.iter().map(|i| (format!("WXDEMO_SECRET_{i}"), secret(*i))).collect()
+}
+
+async fn extract_config(
+    sim: &RunningSimulator,
+    out: &Path,
+    config: &str,
+    env: &[(String, String)],
+    extra: &[&str],
+) -> Run {
+    let base = sim.base_url();
+    let mut args = vec!["extract", "--output", out.to_str().unwrap(), "--api-base", &base, "--config", config];
+    args.extend_from_slice(extra);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    wxcube(&args, &env).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_accounts_run_together_and_one_failure_stops_only_its_account() {
+    let sim = sim_with(6, Faults { unauthorized: vec![appid(3)], daily_quota: None, ..Faults::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let config = config_file(tmp.path(), &[1, 2, 3, 4, 5]);
+    let mut env = secrets_env(&[1, 2, 3, 4]);
+    env.push(("WXDEMO_SECRET_5".into(), "wrong-secret-for-account-5".into()));
+    let run = extract_config(&sim, &out, &config, &env, &["--begin", "2024-03-01", "--end", "2024-03-20", "-vv"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary = run.summary();
+    let lines = summary["per_account"].as_array().unwrap();
+    assert_eq!(lines.len(), 5, "a line per account: {lines:?}");
+    for line in lines {
+        let id = line["appid"].as_str().unwrap();
+        match id {
+            _ if id == appid(3) => {
+                assert_eq!(line["status"], "failed");
+                assert!(line["error"].as_str().unwrap().contains("48001"), "{line}");
+            }
+            _ if id == appid(5) => {
+                assert_eq!(line["status"], "failed");
+                assert!(line["error"].as_str().unwrap().contains("40125"), "{line}");
+            }
+            _ => assert_eq!(line["status"], "ok", "{line}"),
+        }
+    }
+    for t in registry::tables() {
+        assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2, 4], "2024-03-01", "2024-03-20"), "{t}");
+    }
+    assert_no_secrets(&run, &out, &sim, &["wrong-secret-for-account-5"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shards_run_side_by_side_without_sharing_a_file() {
+    let sim = sim_with(8, Faults::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let ids: Vec<usize> = (1..=8).collect();
+    let config = config_file(tmp.path(), &ids);
+    let env = secrets_env(&ids);
+    let flags = ["--begin", "2024-03-01", "--end", "2024-03-15", "--buckets", "4"];
+    // The first run fixes the bucket count; then three shards run at once.
+    let empty =
+        extract_config(&sim, &out, &config, &env, &[&flags[..], &["--tables", "upstream_msg_month"]].concat()).await;
+    empty.assert_ok();
+    let runs = futures::future::join_all((0..3).map(|i| {
+        let shard = format!("{i}/3");
+        let (sim, out, config, env) = (&sim, &out, &config, &env);
+        async move { extract_config(sim, out, config, env, &[&flags[..], &["--shard", &shard]].concat()).await }
+    }))
+    .await;
+    let mut seen = Vec::new();
+    for run in &runs {
+        run.assert_ok();
+        seen.extend(
+            run.summary()["per_account"].as_array().unwrap().iter().map(|l| l["appid"].as_str().unwrap().to_string()),
+        );
+    }
+    seen.sort();
+    let mut all: Vec<String> = ids.iter().map(|i| appid(*i)).collect();
+    all.sort();
+    assert_eq!(seen, all, "every account in exactly one shard");
+    for t in registry::tables() {
+        assert_eq!(table_rows(&out, t), expected_rows(t, &ids, "2024-03-01", "2024-03-15"), "{t}");
+    }
+    let too_many = extract_config(&sim, &out, &config, &env, &[&flags[..], &["--shard", "0/5"]].concat()).await;
+    assert_eq!(too_many.code, 2);
+    assert!(too_many.stderr.contains("at most 4 shards"), "{}", too_many.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_runs_continue_from_state() {
+    let sim = sim_with(3, Faults::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let config = config_file(tmp.path(), &[1, 2]);
+    let env = secrets_env(&[1, 2]);
+
+    // The simulator's "today" is pinned; so is wxcube's.
+    let end = ["--today", TODAY];
+    let no_start = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1]]).await;
+    assert_eq!(no_start.code, 2);
+    assert!(no_start.stderr.contains("give --start-date"), "{}", no_start.stderr);
+
+    let first =
+        extract_config(&sim, &out, &config, &env, &["--incremental", "--start-date", "2024-03-01", end[0], end[1]])
+            .await;
+    first.assert_ok();
+    for t in registry::tables() {
+        assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-04-09"), "{t}");
+    }
+    // Right after a complete run: only the look-back (3 days: 2024-04-07..09). upstream_msg and
+    // dist: one window each; hour: three; the week of Monday 2024-04-08 has not ended; no month.
+    sim.reset_stats();
+    let second = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1]]).await;
+    second.assert_ok();
+    assert_eq!(second.summary()["requests"], 2 * 5, "{}", second.stdout);
+    assert_eq!(sim.stats().datacube_requests, 10);
+    let week = &second.summary()["tables"]["upstream_msg_week"];
+    assert_eq!(week["planned"], 0);
+
+    // State far in the future: nothing to do.
+    let bucket_files: Vec<_> = files(&out).into_iter().filter(|f| f.starts_with("_wxcube/state")).collect();
+    assert!(!bucket_files.is_empty());
+    for f in &bucket_files {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        let future = regex_lite_replace_dates(&text, "2030-01-01");
+        std::fs::write(out.join(f), future).unwrap();
+    }
+    sim.reset_stats();
+    let third = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1]]).await;
+    third.assert_ok();
+    assert_eq!(sim.stats().datacube_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_state_never_jumps_over_a_failed_cell() {
+    let sim = sim_with(3, Faults { busy: Trigger::count(3), ..Faults::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let config = config_file(tmp.path(), &[1]);
+    let env = secrets_env(&[1]);
+    let flags =
+        ["--incremental", "--start-date", "2024-01-01", "--today", TODAY, "--max-retries", "0", "--concurrency", "1"];
+    let first = extract_config(&sim, &out, &config, &env, &flags).await;
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let failed = first.summary()["failed_cells"].as_array().unwrap().len();
+    assert_eq!(failed, 3);
+    // The failed cells are early in the range; the state stops before each, so the next run
+    // re-pulls them (and what follows) and the output is complete.
+    sim.set_faults(Faults::default()).unwrap();
+    let second = extract_config(&sim, &out, &config, &env, &["--incremental", "--today", TODAY]).await;
+    second.assert_ok();
+    for t in registry::tables() {
+        assert_eq!(table_rows(&out, t), expected_rows(t, &[1], "2024-01-01", "2024-04-09"), "{t}");
+    }
+}
+
+/// Every `YYYY-MM-DD` in `text` replaced by `date`.
+fn regex_lite_replace_dates(text: &str, date: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_date = i + 10 <= bytes.len() && wxcube::dates::parse_date(&text[i..i + 10]).is_ok();
+        if is_date {
+            out.push_str(date);
+            i += 10;
+        } else {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
+    use wxcube::simulate::accounts::{
+        demo_component_appid, demo_component_secret, demo_refresh_token, demo_verify_ticket,
+    };
+    let sim = sim_with(3, Faults::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut text = format!(
+        "[component]\nappid = \"{}\"\nsecret_env = \"COMPONENT_SECRET\"\nverify_ticket_env = \"COMPONENT_TICKET\"\n\n",
+        demo_component_appid()
+    );
+    for i in [1, 2] {
+        let file = tmp.path().join(format!("refresh-{i}"));
+        std::fs::write(&file, demo_refresh_token(i)).unwrap();
+        text.push_str(&format!(
+            "[[account]]\nappid = \"{}\"\nrefresh_token_file = \"{}\"\n\n",
+            appid(i),
+            file.display()
+        ));
+    }
+    let config = tmp.path().join("accounts.toml");
+    std::fs::write(&config, text).unwrap();
+    let env = vec![
+        ("COMPONENT_SECRET".to_string(), demo_component_secret()),
+        ("COMPONENT_TICKET".to_string(), demo_verify_ticket()),
+    ];
+    for _ in 0..2 {
+        // The second run works only if the first kept the rotated refresh tokens.
+        let run = extract_config(
+            &sim,
+            &out,
+            config.to_str().unwrap(),
+            &env,
+            &["--begin", "2024-03-01", "--end", "2024-03-10", "-vv"],
+        )
+        .await;
+        run.assert_ok();
+        for i in [1, 2] {
+            let kept = std::fs::read_to_string(tmp.path().join(format!("refresh-{i}"))).unwrap();
+            assert_eq!(Some(kept), sim.authorizer_refresh_token(&appid(i)), "the rotated refresh token is kept");
+        }
+        let secrets = [demo_component_secret(), demo_verify_ticket()];
+        assert_no_secrets(&run, &out, &sim, &[&secrets[0], &secrets[1]]);
+    }
+    assert_eq!(sim.stats().token_calls.component_token, 2, "one component token per run");
+    assert_eq!(sim.stats().token_calls.authorizer_token, 4, "one authorizer token per account per run");
+    for t in registry::tables() {
+        assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-10"), "{t}");
+    }
+}
