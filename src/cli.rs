@@ -36,6 +36,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the table registry: names, endpoints, spans, columns and labels.
     Tables,
+    /// Check each account's credentials and permission: a token and one cheap call.
+    Check(CheckArgs),
+    /// Report each account's daily datacube quota, per table.
+    Quota(CheckArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,35 +66,11 @@ pub struct ExtractArgs {
     /// Last Beijing date to extract, inclusive [default: the latest complete day].
     #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
     pub end: Option<NaiveDate>,
-    /// A TOML file listing the accounts and where each one's credentials are (see README).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["appid", "secret", "secret_file", "access_token"])]
-    pub config: Option<PathBuf>,
-    /// The account's appid.
-    #[arg(long, env = "WECHAT_APPID")]
-    pub appid: Option<String>,
-    /// The app secret. Prefer WECHAT_SECRET or --secret-file: a command line is visible to
-    /// other users of the machine.
-    #[arg(long, env = "WECHAT_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-    /// A file holding the app secret (surrounding whitespace is ignored).
-    #[arg(long, env = "WECHAT_SECRET_FILE", value_name = "PATH")]
-    pub secret_file: Option<PathBuf>,
-    /// An access token obtained elsewhere (a central token service), used as is.
-    #[arg(long, env = "WECHAT_ACCESS_TOKEN", hide_env_values = true)]
-    pub access_token: Option<String>,
-    /// Get tokens from the legacy /cgi-bin/token, which invalidates the token every other
-    /// service of the account is using. Only when stable_token is unavailable.
-    #[arg(long)]
-    pub legacy_token_endpoint: bool,
-    /// API root. Must be https unless it is a loopback address (the simulator).
-    #[arg(long, env = "WECHAT_API_BASE", default_value = "https://api.weixin.qq.com", value_name = "URL")]
-    pub api_base: String,
+    #[command(flatten)]
+    pub account: AccountArgs,
     /// Requests in flight at once, across accounts and tables.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Timeout of one request, from connect to the last byte.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
-    pub timeout_secs: u64,
     /// Retries of a request that failed transiently (system busy, 5xx, timeouts).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub max_retries: u32,
@@ -135,4 +115,42 @@ pub struct DemoArgs {
     /// Number of simulated accounts.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub accounts: u32,
+}
+
+/// Which accounts, with which credentials, against which API: shared by `extract`, `check`
+/// and `quota`.
+#[derive(Args, Debug, Clone)]
+pub struct AccountArgs {
+    /// A TOML file listing the accounts and where each one's credentials are (see README).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["appid", "secret", "secret_file", "access_token"])]
+    pub config: Option<PathBuf>,
+    /// The account's appid.
+    #[arg(long, env = "WECHAT_APPID")]
+    pub appid: Option<String>,
+    /// The app secret. Prefer WECHAT_SECRET or --secret-file: a command line is visible to
+    /// other users of the machine.
+    #[arg(long, env = "WECHAT_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// A file holding the app secret (surrounding whitespace is ignored).
+    #[arg(long, env = "WECHAT_SECRET_FILE", value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// An access token obtained elsewhere (a central token service), used as is.
+    #[arg(long, env = "WECHAT_ACCESS_TOKEN", hide_env_values = true)]
+    pub access_token: Option<String>,
+    /// Get tokens from the legacy /cgi-bin/token, which invalidates the token every other
+    /// service of the account is using. Only when stable_token is unavailable.
+    #[arg(long)]
+    pub legacy_token_endpoint: bool,
+    /// API root. Must be https unless it is a loopback address (the simulator).
+    #[arg(long, env = "WECHAT_API_BASE", default_value = "https://api.weixin.qq.com", value_name = "URL")]
+    pub api_base: String,
+    /// Timeout of one request, from connect to the last byte.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECS")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
 }

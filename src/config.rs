@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::account::{Account, AppId, Credentials, Secret};
 use crate::accounts_file;
-use crate::cli::ExtractArgs;
+use crate::cli::{AccountArgs, ExtractArgs};
 use crate::dates::{self, DATA_FLOOR, DateRange};
 use crate::extract::retry::RetryPolicy;
 use crate::registry;
@@ -44,11 +44,8 @@ pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, Usag
         RangeSpec::Fixed(resolve_range(args, latest)?)
     };
     let output = OutputSpec::parse(&args.output).map_err(UsageError)?;
-    let api_base = resolve_api_base(&args.api_base)?;
-    let accounts = match &args.config {
-        Some(path) => accounts_file::load(path).map_err(UsageError)?,
-        None => vec![resolve_account(args)?],
-    };
+    let api_base = resolve_api_base(&args.account.api_base)?;
+    let accounts = resolve_accounts(&args.account)?;
     Ok(RunConfig {
         tables,
         range,
@@ -58,7 +55,7 @@ pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, Usag
         shard: args.shard,
         dry_run: args.dry_run,
         api_base,
-        timeout: Duration::from_secs(args.timeout_secs),
+        timeout: Duration::from_secs(args.account.timeout_secs),
         concurrency: usize::from(args.concurrency),
         retry: RetryPolicy { max_retries: args.max_retries, ..RetryPolicy::default() },
         output,
@@ -112,7 +109,15 @@ pub fn resolve_api_base(s: &str) -> Result<Url, UsageError> {
     }
 }
 
-fn resolve_account(args: &ExtractArgs) -> Result<Account, UsageError> {
+/// The accounts of a run: from `--config`, or the one given by flags.
+pub fn resolve_accounts(args: &AccountArgs) -> Result<Vec<Account>, UsageError> {
+    match &args.config {
+        Some(path) => accounts_file::load(path).map_err(UsageError),
+        None => Ok(vec![resolve_account(args)?]),
+    }
+}
+
+fn resolve_account(args: &AccountArgs) -> Result<Account, UsageError> {
     let appid = match args.appid.as_deref() {
         Some(a) => AppId::parse(a.trim()).map_err(|e| UsageError(format!("--appid: {e}")))?,
         None if args.access_token.is_some() => {

@@ -1,5 +1,6 @@
 pub mod account;
 pub mod accounts_file;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dates;

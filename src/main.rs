@@ -51,6 +51,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let summary = wxcube::demo::run(&args, &mut std::io::stdout().lock(), stop_on_signal()).await?;
             Ok(finish(&summary))
         }
+        Command::Check(args) => wxcube::check::check(&args, &mut std::io::stdout().lock()).await,
+        Command::Quota(args) => wxcube::check::quota(&args, &mut std::io::stdout().lock()).await,
         Command::Tables => {
             print!("{}", wxcube::tables::describe());
             Ok(0)

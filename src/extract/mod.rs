@@ -87,6 +87,10 @@ impl Extractor {
         }
     }
 
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
     pub fn stopped(&self) -> bool {
         *self.stop.borrow()
     }
@@ -193,9 +197,15 @@ impl Extractor {
     /// Runs `work` unless a stop is requested first.
     async fn until_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
         let mut stop = self.stop.clone();
+        let stopping = async move {
+            // A sender that is gone can never ask for a stop.
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             out = work => Some(out),
-            _ = stop.wait_for(|s| *s) => None,
+            _ = stopping => None,
         }
     }
 

@@ -250,3 +250,38 @@ async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-10"), "{t}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_and_quota_say_what_is_wrong_per_account() {
+    // A simulator on the real clock: `check` asks for the latest complete day.
+    let sim = simulator_with(SimConfig {
+        accounts: 3,
+        faults: Faults { unauthorized: vec![appid(2)], ..Faults::default() },
+        ..SimConfig::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config_file(tmp.path(), &[1, 2, 3]);
+    let mut env = secrets_env(&[1, 2]);
+    env.push(("WXDEMO_SECRET_3".into(), "not-the-secret-of-three".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let base = sim.base_url();
+    let check = wxcube(&["check", "--config", &config, "--api-base", &base], &env).await;
+    assert_eq!(check.code, 1, "{}", check.stderr);
+    let lines: Vec<&str> = check.stdout.lines().collect();
+    assert!(lines[0].starts_with(&format!("{}  ok", appid(1))), "{}", check.stdout);
+    assert!(lines[1].contains("FAILED") && lines[1].contains("48001"), "{}", check.stdout);
+    assert!(lines[2].contains("FAILED") && lines[2].contains("40125"), "{}", check.stdout);
+    assert_eq!(check.summary()["accounts"].as_array().unwrap().len(), 3);
+    assert!(!check.all_output().contains("not-the-secret-of-three"));
+
+    let quota = wxcube(&["quota", "--config", &config, "--api-base", &base], &env).await;
+    assert_eq!(quota.code, 1, "account 3 cannot get a token: {}", quota.stdout);
+    let q = quota.summary();
+    let first = q["quota"].as_array().unwrap().iter().find(|l| l["appid"] == appid(1).as_str()).unwrap();
+    assert_eq!(first["daily_limit"], 5000);
+    assert!(first["remain"].as_i64().unwrap() <= 5000);
+    for t in registry::tables() {
+        assert!(quota.stdout.contains(&t.name));
+    }
+}
