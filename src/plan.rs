@@ -1,7 +1,7 @@
 //! plan: turns a date range and the registry into the fewest API requests.
 //!
-//! Takes the run's [`DateRange`], the chosen tables and the latest complete Beijing day; hands
-//! extract a [`Plan`]: per table, the request windows that cover the range. Pure: no clock, no
+//! Takes a [`DateRange`], a table and the latest complete Beijing day; hands the run the
+//! [`Window`]s that cover the range, which extract then asks for. Pure: no clock, no
 //! I/O, so every edge is unit-tested here, and `--dry-run` prints exactly what a run would call.
 //!
 //! The rules, from the API documentation:
@@ -14,8 +14,6 @@
 //! and hour tables), then cover them greedily, each window starting at the first uncovered
 //! start and reaching as far as the span allows. Greedy covering of points by fixed-length
 //! intervals is optimal, so the plan is the fewest requests.
-
-use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 
@@ -30,32 +28,6 @@ pub struct Window {
     /// The period start dates this window fetches (every day for day tables, the Mondays or
     /// 1sts for week and month tables): the cells the run replaces.
     pub periods: Vec<NaiveDate>,
-}
-
-/// What one table needs.
-#[derive(Clone, Debug)]
-pub struct TablePlan {
-    pub table: Arc<Table>,
-    pub windows: Vec<Window>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub tables: Vec<TablePlan>,
-}
-
-impl Plan {
-    /// Requests per account.
-    pub fn requests_per_account(&self) -> usize {
-        self.tables.iter().map(|t| t.windows.len()).sum()
-    }
-}
-
-/// Plans every table over `range`, never past `latest` (the latest complete Beijing day).
-pub fn plan(tables: &[Arc<Table>], range: DateRange, latest: NaiveDate) -> Plan {
-    Plan {
-        tables: tables.iter().map(|t| TablePlan { table: t.clone(), windows: plan_table(t, range, latest) }).collect(),
-    }
 }
 
 /// The fewest windows that cover the table's periods starting in `range`.

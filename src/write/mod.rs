@@ -166,14 +166,6 @@ impl Dataset {
         WriteError::Store { path: self.output.url_of(path), source }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    pub fn output(&self) -> &Output {
-        &self.output
-    }
-
     pub fn bucket_of(&self, appid: &AppId) -> u32 {
         layout::bucket_of(appid, self.settings.buckets)
     }
