@@ -40,6 +40,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Report each account's daily datacube quota, per table.
     Quota(CheckArgs),
+    /// Derive the tables again from the raw answers kept with --keep-raw, without the API.
+    Rebuild(RebuildArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,6 +97,10 @@ pub struct ExtractArgs {
     /// write the same file.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<crate::shard::Shard>,
+    /// Keep every API answer as received, compressed, under <output>/_wxcube/raw/, so that
+    /// `wxcube rebuild` can derive the tables again without calling the API.
+    #[arg(long)]
+    pub keep_raw: bool,
     /// Pin today's Beijing date (as at 12:00), which decides the latest complete day: for runs
     /// against a simulator started with `wxcube simulate --today`.
     #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
@@ -153,4 +159,14 @@ pub struct AccountArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub account: AccountArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RebuildArgs {
+    /// The output written with --keep-raw: a folder, file:///path, or s3://bucket/prefix.
+    #[arg(long, value_name = "DIR|URL")]
+    pub output: String,
+    /// Tables to rebuild: `all`, or a comma-separated list.
+    #[arg(long, default_value = "all")]
+    pub tables: String,
 }

@@ -54,6 +54,7 @@ pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, Usag
         account_concurrency: usize::from(args.account_concurrency),
         shard: args.shard,
         dry_run: args.dry_run,
+        keep_raw: args.keep_raw,
         api_base,
         timeout: Duration::from_secs(args.account.timeout_secs),
         concurrency: usize::from(args.concurrency),

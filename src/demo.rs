@@ -44,6 +44,7 @@ pub async fn run(
         account_concurrency: 4,
         shard: None,
         dry_run: false,
+        keep_raw: false,
         api_base: sim.base_url().parse().expect("the simulator's URL parses"),
         timeout: Duration::from_secs(30),
         concurrency: 8,

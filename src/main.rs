@@ -24,7 +24,10 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<RunError>().is_some();
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<RunError>().is_some()
+                || e.downcast_ref::<wxcube::write::WriteError>()
+                    .is_some_and(|w| matches!(w, wxcube::write::WriteError::Settings(_)));
             eprintln!("error: {}", wxcube::write::store::one_line(&format!("{e:#}")));
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -53,6 +56,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Check(args) => wxcube::check::check(&args, &mut std::io::stdout().lock()).await,
         Command::Quota(args) => wxcube::check::quota(&args, &mut std::io::stdout().lock()).await,
+        Command::Rebuild(args) => wxcube::rebuild::rebuild(&args, &mut std::io::stdout().lock()).await,
         Command::Tables => {
             print!("{}", wxcube::tables::describe());
             Ok(0)

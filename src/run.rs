@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub account_concurrency: usize,
     pub shard: Option<Shard>,
     pub dry_run: bool,
+    /// Store every answer as received under `_wxcube/raw/`.
+    pub keep_raw: bool,
     pub api_base: Url,
     pub timeout: Duration,
     /// Requests in flight, across accounts and tables.
@@ -134,6 +136,7 @@ struct Context {
     /// refusing, so later windows are not fetched (each would cost API quota for nothing).
     store_failed: Mutex<Option<String>>,
     extracted_at_micros: i64,
+    keep_raw: bool,
 }
 
 impl Context {
@@ -289,6 +292,7 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         failures: Mutex::new(Vec::new()),
         store_failed: Mutex::new(None),
         extracted_at_micros,
+        keep_raw: config.keep_raw,
     });
 
     let planned = planned_per_table(&config, &units);
@@ -603,7 +607,13 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
         },
     )?;
     let mut rows = Vec::new();
-    for Fetched { range, rows: raw } in fetched {
+    for Fetched { range, rows: raw, body } in fetched {
+        if ctx.keep_raw {
+            ctx.dataset.put_raw(table, &live.session.appid, range, &body).await.map_err(|e| CellError {
+                why: format!("{} {range}: keeping the raw answer: {e}", table.endpoint),
+                news: true,
+            })?;
+        }
         let mut counters = Counters::default();
         let decoded = normalize::decode(table, &raw, range, &mut counters)
             .map_err(|e| CellError { why: format!("{} {range}: {e}", table.endpoint), news: true })?;

@@ -70,6 +70,8 @@ pub struct CellFailure {
 pub struct Fetched {
     pub range: DateRange,
     pub rows: RawRows,
+    /// The answer exactly as received, for `--keep-raw`.
+    pub body: bytes::Bytes,
 }
 
 impl Extractor {
@@ -120,13 +122,13 @@ impl Extractor {
                 continue;
             }
             match self.fetch(session, table, range, requests).await {
-                Ok(rows) => {
+                Ok((body, rows)) => {
                     self.spans.confirm(&table.name);
                     probe = None;
                     if self.spans.worked(&table.name, range.days()) {
                         tracing::warn!(table = %table, span_days = range.days(), "{} refuses the registry's {}-day windows (61501); {}-day windows work and are used for the rest of the run", table.endpoint, table.max_span_days, range.days());
                     }
-                    fetched.push(Fetched { range, rows });
+                    fetched.push(Fetched { range, rows, body });
                 }
                 Err(failure) if failure.error.class() == Class::RangeTooWide && part.len() > 1 => {
                     self.spans.refused(&table.name, range.days());
@@ -150,7 +152,7 @@ impl Extractor {
         table: &Table,
         window: DateRange,
         requests: &AtomicU64,
-    ) -> Result<RawRows, CellFailure> {
+    ) -> Result<(bytes::Bytes, RawRows), CellFailure> {
         let mut retries = 0;
         // A refused token is renewed and the request retried once — once per token: a renewed
         // token that later expires too (a long run) earns its own renewal. Bounded all the same.
@@ -158,7 +160,7 @@ impl Extractor {
         let mut renewals = 0;
         loop {
             let (used, error) = match self.until_stopped(self.try_once(session, table, window, requests)).await {
-                Some(Ok(rows)) => return Ok(rows),
+                Some(Ok(answer)) => return Ok(answer),
                 Some(Err(e)) => e,
                 None => return Err(stopped()),
             };
@@ -216,7 +218,7 @@ impl Extractor {
         table: &Table,
         window: DateRange,
         requests: &AtomicU64,
-    ) -> Result<RawRows, (Option<Secret>, CallError)> {
+    ) -> Result<(bytes::Bytes, RawRows), (Option<Secret>, CallError)> {
         // The token cache retries its own transient failures; what comes out of it is final for
         // the account.
         let token = session
@@ -230,10 +232,10 @@ impl Extractor {
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});
         let path = format!("/datacube/{}", table.endpoint);
         let bytes = self.api.post_json(&path, &[("access_token", token.expose())], &body).await;
-        let parsed = bytes.and_then(|b| response::parse_rows(&b).map_err(|e| CallError::Body(e.to_string())));
+        let parsed = bytes.and_then(|b| Ok((response::parse_rows(&b).map_err(|e| CallError::Body(e.to_string()))?, b)));
         match parsed {
-            Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(api_error)) => {
+            Ok((Ok(rows), body)) => Ok((body, rows)),
+            Ok((Err(api_error), _)) => {
                 let error = CallError::Api(api_error);
                 if error.class() == Class::TokenRejected {
                     session.tokens.reject(&token, &error.to_string()).await;

@@ -17,6 +17,7 @@
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 
 pub mod layout;
+pub mod raw;
 pub mod state;
 pub mod store;
 
@@ -162,7 +163,7 @@ impl Dataset {
         }
     }
 
-    fn store_err(&self, path: &Path, source: object_store::Error) -> WriteError {
+    pub(crate) fn store_err(&self, path: &Path, source: object_store::Error) -> WriteError {
         WriteError::Store { path: self.output.url_of(path), source }
     }
 

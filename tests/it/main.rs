@@ -9,6 +9,7 @@ mod crash;
 mod faults;
 mod pipeline;
 mod proxy;
+mod raw;
 mod readback;
 mod s3;
 mod support;
