@@ -9,6 +9,7 @@ pub mod dry_run;
 pub mod extract;
 pub mod normalize;
 pub mod plan;
+pub mod progress;
 pub mod rebuild;
 pub mod registry;
 pub mod run;

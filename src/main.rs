@@ -139,7 +139,8 @@ fn init_logging(format: LogFormat, verbose: u8) {
     for noisy in ["reqwest=warn", "hyper=warn", "hyper_util=warn", "h2=warn", "rustls=warn", "object_store=warn"] {
         filter = filter.add_directive(noisy.parse().expect("valid directive"));
     }
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    wxcube::progress::enable(format == LogFormat::Text);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| wxcube::progress::LogWriter);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),

@@ -25,6 +25,7 @@ use crate::extract::retry::RetryPolicy;
 use crate::extract::{AccountSession, Extractor, Fetched};
 use crate::normalize::{self, Counters, Row};
 use crate::plan::{self, Window};
+use crate::progress::Progress;
 use crate::registry::Table;
 use crate::shard::Shard;
 use crate::summary::{AccountSummary, FailedCell, Summary, TableSummary};
@@ -137,6 +138,8 @@ struct Context {
     store_failed: Mutex<Option<String>>,
     extracted_at_micros: i64,
     keep_raw: bool,
+    progress: Progress,
+    rows: AtomicU64,
 }
 
 impl Context {
@@ -154,6 +157,7 @@ impl Context {
     }
 
     fn record(&self, table: &Table, appid: &AppId, window: DateRange, error: String) {
+        self.progress.cell_done(self.rows.load(Ordering::Relaxed));
         self.failures.lock().unwrap().push(FailedCell {
             table: table.name.clone(),
             appid: appid.to_string(),
@@ -293,6 +297,8 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         store_failed: Mutex::new(None),
         extracted_at_micros,
         keep_raw: config.keep_raw,
+        progress: Progress::start(units.iter().map(|u| u.members.len() as u64).sum()),
+        rows: AtomicU64::new(0),
     });
 
     let planned = planned_per_table(&config, &units);
@@ -311,6 +317,7 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         })
         .await;
 
+    ctx.progress.finish();
     let mut failed_cells = std::mem::take(&mut *ctx.failures.lock().unwrap());
     failed_cells.sort();
     if let RangeSpec::Incremental { .. } = config.range {
@@ -586,6 +593,8 @@ async fn run_unit(ctx: Arc<Context>, unit: Unit) {
     }
     for (live, rows) in &fetched {
         live.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let total = ctx.rows.fetch_add(rows.len() as u64, Ordering::Relaxed) + rows.len() as u64;
+        ctx.progress.cell_done(total);
     }
 }
 
