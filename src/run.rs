@@ -287,6 +287,8 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         None => Output::open(&config.output).map_err(RunError::Output)?,
     };
     let dataset = Dataset::open(output, Some(prepared.buckets)).await.map_err(|e| RunError::Output(e.to_string()))?;
+    let buckets: BTreeSet<u32> = accounts.iter().map(|l| dataset.bucket_of(&l.session.appid)).collect();
+    let leases = dataset.lease_buckets(&buckets).await.map_err(|e| RunError::Output(e.to_string()))?;
     let stats = config.tables.iter().map(|t| (t.name.clone(), TableStats::default())).collect();
     let ctx = Arc::new(Context {
         extractor,
@@ -323,6 +325,7 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
     if let RangeSpec::Incremental { .. } = config.range {
         save_state(&ctx, &config, &prepared, &units, &failed_cells).await;
     }
+    leases.release().await;
     let mut tables = BTreeMap::new();
     for t in &config.tables {
         let s = &ctx.stats[&t.name];

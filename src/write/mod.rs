@@ -17,6 +17,7 @@
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 
 pub mod layout;
+pub mod lock;
 pub mod raw;
 pub mod state;
 pub mod store;

@@ -219,3 +219,32 @@ async fn the_simulate_command_serves_a_run() {
     }
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_on_the_same_buckets_is_refused_while_the_first_runs() {
+    let faults = wxcube::simulate::Faults { latency_ms: 30, ..Default::default() };
+    let sim = simulator_with(wxcube::simulate::SimConfig {
+        clock: wxcube::simulate::Clock::noon_on(d(TODAY)),
+        faults,
+        ..wxcube::simulate::SimConfig::default()
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let flags = ["--begin", "2024-01-01", "--end", "2024-03-31", "--concurrency", "2"];
+    let first = extract(&sim, out.path(), 1, &flags);
+    let second = async {
+        // Wait until the first run holds its lease.
+        for _ in 0..200 {
+            if files(out.path()).iter().any(|f| f.starts_with("_wxcube/locks")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        extract(&sim, out.path(), 1, &flags).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    first.assert_ok();
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains("another run (pid"), "{}", second.stderr);
+    assert!(!files(out.path()).iter().any(|f| f.starts_with("_wxcube/locks")), "the lease is released");
+}
