@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use tokio::sync::watch;
 use url::Url;
@@ -24,14 +24,18 @@ use crate::extract::http::ApiClient;
 use crate::extract::retry::RetryPolicy;
 use crate::extract::{AccountSession, Extractor, Fetched};
 use crate::normalize::{self, Counters, Row};
-use crate::plan::{self, Window};
+use crate::plan::Window;
 use crate::progress::Progress;
 use crate::registry::Table;
 use crate::shard::Shard;
 use crate::summary::{AccountSummary, FailedCell, Summary, TableSummary};
-use crate::write::state::BucketState;
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{Dataset, Settings, Written};
+use crate::write::{Dataset, Written};
+
+mod incremental;
+mod units;
+
+pub use units::{Prepared, Unit, prepare};
 
 /// Which days a run covers.
 #[derive(Clone, Copy, Debug)]
@@ -168,108 +172,6 @@ impl Context {
     }
 }
 
-/// One (table, window) to fetch for some of the run's accounts, then write.
-#[derive(Clone, Debug)]
-pub struct Unit {
-    pub table: Arc<Table>,
-    pub window: Window,
-    /// Indices into the run's accounts.
-    pub members: Vec<usize>,
-}
-
-/// What is known before any request: the run's accounts (after `--shard`), the bucket count,
-/// the output if it exists, and the incremental state of the run's buckets.
-pub struct Prepared {
-    pub accounts: Vec<Account>,
-    pub buckets: u32,
-    existing: Option<Output>,
-    states: BTreeMap<u32, BucketState>,
-}
-
-/// Reads what the output already holds (nothing is created) and applies `--shard`.
-pub async fn prepare(config: &RunConfig) -> Result<Prepared, RunError> {
-    let existing = Output::open_if_exists(&config.output).map_err(RunError::Output)?;
-    let settings: Option<Settings> = match &existing {
-        Some(output) => Dataset::read_settings(output).await.map_err(|e| RunError::Output(e.to_string()))?,
-        None => None,
-    };
-    let buckets = match (&settings, config.buckets) {
-        (Some(s), Some(b)) if s.buckets != b => {
-            return Err(RunError::Output(format!(
-                "{} was written with --buckets {}, not {b}: use --buckets {} or a new output",
-                config.output, s.buckets, s.buckets
-            )));
-        }
-        (Some(s), _) => s.buckets,
-        (None, b) => b.unwrap_or(crate::write::DEFAULT_BUCKETS),
-    };
-    let accounts: Vec<Account> = match config.shard {
-        Some(shard) if shard.count > buckets => {
-            return Err(RunError::Output(format!(
-                "--shard {shard}: at most {buckets} shards for an output with {buckets} buckets"
-            )));
-        }
-        Some(shard) => config.accounts.iter().filter(|a| shard.owns(&a.appid, buckets)).cloned().collect(),
-        None => config.accounts.clone(),
-    };
-    let mut states = BTreeMap::new();
-    if let (RangeSpec::Incremental { .. }, Some(output)) = (config.range, &existing)
-        && settings.is_some()
-    {
-        let reader = Dataset::open(output.clone(), Some(buckets)).await.map_err(|e| RunError::Output(e.to_string()))?;
-        for a in &accounts {
-            let bucket = crate::write::layout::bucket_of(&a.appid, buckets);
-            if let std::collections::btree_map::Entry::Vacant(e) = states.entry(bucket) {
-                e.insert(reader.load_state(bucket).await.map_err(|e| RunError::Output(e.to_string()))?);
-            }
-        }
-    }
-    Ok(Prepared { accounts, buckets, existing, states })
-}
-
-impl Prepared {
-    /// The day each (account, table) starts from, and the range it covers.
-    fn range_of(&self, config: &RunConfig, account: &Account, table: &Table) -> Result<Option<DateRange>, String> {
-        match config.range {
-            RangeSpec::Fixed(range) => Ok(Some(range)),
-            RangeSpec::Incremental { start, lookback_days, end } => {
-                let bucket = crate::write::layout::bucket_of(&account.appid, self.buckets);
-                let done = self.states.get(&bucket).and_then(|s| s.get(account.appid.as_str(), &table.name));
-                let begin = match (done, start) {
-                    (Some(p), _) => (p.through.0 + Days::new(1) - Days::new(u64::from(lookback_days))).max(p.since.0),
-                    (None, Some(start)) => start,
-                    (None, None) => {
-                        return Err(format!(
-                            "--incremental: {} has no state for {table} yet: give --start-date for its first run",
-                            account.appid
-                        ));
-                    }
-                };
-                Ok(DateRange::new(begin.max(crate::dates::DATA_FLOOR), end))
-            }
-        }
-    }
-
-    /// The run's units: per table, the accounts that start on the same day share windows.
-    pub fn units(&self, config: &RunConfig) -> Result<Vec<Unit>, RunError> {
-        let mut units = Vec::new();
-        for table in &config.tables {
-            let mut groups: BTreeMap<DateRange, Vec<usize>> = BTreeMap::new();
-            for (i, account) in self.accounts.iter().enumerate() {
-                if let Some(range) = self.range_of(config, account, table).map_err(RunError::Output)? {
-                    groups.entry(range).or_default().push(i);
-                }
-            }
-            for (range, members) in groups {
-                for window in plan::plan_table(table, range, config.latest) {
-                    units.push(Unit { table: table.clone(), window, members: members.clone() });
-                }
-            }
-        }
-        Ok(units)
-    }
-}
-
 /// Runs the extraction and returns its summary. Errors are configuration problems found before
 /// any data was requested. When `stop` turns true (SIGTERM, Ctrl-C), no new request is sent,
 /// writes under way finish, and the summary reports the run as stopped.
@@ -323,7 +225,7 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
     let mut failed_cells = std::mem::take(&mut *ctx.failures.lock().unwrap());
     failed_cells.sort();
     if let RangeSpec::Incremental { .. } = config.range {
-        save_state(&ctx, &config, &prepared, &units, &failed_cells).await;
+        incremental::save_state(&ctx, &config, &prepared, &units, &failed_cells).await;
     }
     leases.release().await;
     let mut tables = BTreeMap::new();
@@ -438,56 +340,6 @@ pub async fn dry_run(config: &RunConfig) -> Result<(Vec<Unit>, Summary), RunErro
         .collect();
     let summary = summary(config, &units, tables, per_account, Vec::new(), false, Instant::now());
     Ok((units, summary))
-}
-
-/// Records, per (account, table) of the run, the last day up to which every cell is written:
-/// the end of the run, or the day before its first failed window, or before the first period
-/// that has not ended yet — never past a gap, and never back from what an earlier run recorded.
-/// Written after all data is durable.
-async fn save_state(ctx: &Context, config: &RunConfig, prepared: &Prepared, units: &[Unit], failed: &[FailedCell]) {
-    let mut by_bucket: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, live) in ctx.accounts.iter().enumerate() {
-        by_bucket.entry(ctx.dataset.bucket_of(&live.session.appid)).or_default().push(i);
-    }
-    for (bucket, members) in by_bucket {
-        let mut state = match ctx.dataset.load_state(bucket).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(bucket, "cannot read the incremental state, not updating it: {e}");
-                continue;
-            }
-        };
-        for i in members {
-            let appid = ctx.accounts[i].session.appid.as_str();
-            for table in &config.tables {
-                let Ok(Some(range)) = prepared.range_of(config, &prepared.accounts[i], table) else { continue };
-                let mut through = range.end();
-                // A week or month that has not ended yet is still to come.
-                let all_starts = plan::period_starts(table.period, range, NaiveDate::MAX);
-                let ended = plan::period_starts(table.period, range, config.latest);
-                if let Some(first_open) = all_starts.iter().find(|d| !ended.contains(d)) {
-                    through = through.min(*first_open - Days::new(1));
-                }
-                for cell in failed.iter().filter(|c| c.appid == appid && c.table == table.name) {
-                    let begin = crate::dates::parse_date(&cell.begin).expect("cells carry dates");
-                    through = through.min(begin - Days::new(1));
-                }
-                let planned = units.iter().any(|u| u.table.name == table.name && u.members.contains(&i));
-                if !planned && through >= range.begin() {
-                    // Nothing was due (e.g. no week has ended since): the range is complete.
-                    through = through.max(range.begin() - Days::new(1));
-                }
-                let previous = state.get(appid, &table.name);
-                let since = previous.map_or(range.begin(), |p| p.since.0);
-                if previous.is_none_or(|p| through > p.through.0) {
-                    state.set(appid, &table.name, since, through.max(since - Days::new(1)));
-                }
-            }
-        }
-        if let Err(e) = ctx.dataset.save_state(bucket, &state).await {
-            tracing::error!(bucket, "cannot save the incremental state: {e}; the next run repeats this one's work");
-        }
-    }
 }
 
 /// Gets every account's token before any data request. An account whose credentials are
