@@ -208,7 +208,7 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
     let planned = planned_per_table(&config, &units);
     // Enough units in flight to keep `concurrency` requests busy, and no more: each unit holds
     // its rows in memory until written.
-    let in_flight = config.concurrency.div_ceil(prepared.accounts.len().max(1)).max(2);
+    let in_flight = config.concurrency.div_ceil(prepared.accounts.len().max(1)).max(4);
     tracing::info!(tables = config.tables.len(), accounts = prepared.accounts.len(), requests = planned.values().sum::<u64>(), latest = %config.latest, "starting extraction");
     futures::stream::iter(units.clone())
         .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))

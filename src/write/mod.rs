@@ -29,7 +29,7 @@ use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
 use bytes::Bytes;
 use chrono::NaiveDate;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -41,6 +41,9 @@ use serde::{Deserialize, Serialize};
 use crate::account::AppId;
 use crate::registry::Table;
 use store::Output;
+
+/// Bucket files of one date written at the same time.
+const PARALLEL_WRITES: usize = 8;
 
 /// Default number of buckets (files per partition).
 pub const DEFAULT_BUCKETS: u32 = 16;
@@ -185,10 +188,18 @@ impl Dataset {
         for a in accounts {
             by_bucket.entry(self.bucket_of(a)).or_default().insert(a.as_str());
         }
-        let mut total = Written::default();
-        for (bucket, members) in by_bucket {
+        // Bucket files are independent: write several at once, so the store's latency (an fsync
+        // on disk, a round trip on S3) overlaps instead of adding up.
+        let mut writes = Vec::with_capacity(by_bucket.len());
+        for (bucket, members) in &by_bucket {
             let new_rows = select_accounts(table, rows, |a| members.contains(a));
-            let w = self.replace_bucket(table, date, bucket, &members, new_rows).await?;
+            writes.push(self.replace_bucket(table, date, *bucket, members, new_rows));
+        }
+        let results: Vec<Result<Written, WriteError>> =
+            futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES).collect().await;
+        let mut total = Written::default();
+        for w in results {
+            let w = w?;
             total.files_written += w.files_written;
             total.files_removed += w.files_removed;
             total.rows += w.rows;
