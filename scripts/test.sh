@@ -24,6 +24,23 @@ if ! cmp -s tests/requirements.txt "$stamp" || ! "$venv/bin/python" -c 'import d
 fi
 export WXCUBE_PYTHON="$venv/bin/python"
 
+# --- Apache Airflow, for the example DAG's test (tests/it/airflow.rs) ---------------------------
+# In a virtualenv of its own (its pinned dependencies must not meet the readers'), rebuilt
+# whenever tests/airflow/requirements.txt changes. About 300 MB, under a minute with a warm pip
+# cache.
+airflow_venv="$cache/airflow-venv"
+airflow_stamp="$airflow_venv/.requirements"
+if ! cmp -s tests/airflow/requirements.txt "$airflow_stamp" \
+  || ! "$airflow_venv/bin/python" -c 'import importlib.metadata as m; m.version("apache-airflow")' 2>/dev/null; then
+  echo "==> installing Apache Airflow into $airflow_venv"
+  rm -rf "$airflow_venv"
+  python3 -m venv "$airflow_venv"
+  "$airflow_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/airflow/requirements.txt
+  cp tests/airflow/requirements.txt "$airflow_stamp"
+fi
+export WXCUBE_AIRFLOW="$airflow_venv/bin/airflow"
+# -------------------------------------------------------------------------------------------------
+
 echo "==> cargo fmt --check"
 cargo fmt --check
 echo "==> cargo clippy"

@@ -4,6 +4,7 @@
 //! checked against); wxcube runs as a child process, exactly as a user or a scheduler runs it.
 
 mod accounts;
+mod airflow;
 mod bad_input;
 mod crash;
 mod faults;
