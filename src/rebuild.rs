@@ -68,6 +68,7 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> anyhow::Result
         "files_written": summary.values().map(|t| t.files_written).sum::<u64>(),
         "failures": failures,
         "elapsed_ms": started.elapsed().as_millis() as u64,
+        "peak_rss_kb": crate::summary::peak_rss_kb(),
         "tables": summary,
     });
     writeln!(out, "{line}")?;

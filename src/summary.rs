@@ -64,6 +64,9 @@ pub struct Summary {
     pub files_written: u64,
     pub failures: u64,
     pub elapsed_ms: u64,
+    /// The process's peak resident memory so far (Linux `VmHWM`), for capacity planning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kb: Option<u64>,
     pub tables: BTreeMap<String, TableSummary>,
     /// One line per account.
     pub per_account: Vec<AccountSummary>,
@@ -78,4 +81,11 @@ impl Summary {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("summary serialises")
     }
+}
+
+/// The process's peak resident set size in KiB, where the system tells it (Linux).
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -37,6 +37,9 @@ mod units;
 
 pub use units::{Prepared, Unit, prepare};
 
+/// (Account, window) pairs held in memory at once, across the units in flight.
+const UNIT_ACCOUNTS_IN_FLIGHT: usize = 2048;
+
 /// Which days a run covers.
 #[derive(Clone, Copy, Debug)]
 pub enum RangeSpec {
@@ -206,9 +209,10 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
     });
 
     let planned = planned_per_table(&config, &units);
-    // Enough units in flight to keep `concurrency` requests busy, and no more: each unit holds
-    // its rows in memory until written.
-    let in_flight = config.concurrency.div_ceil(prepared.accounts.len().max(1)).max(4);
+    // Units in flight: enough that requests keep flowing while other units write (a unit's
+    // files cost fsyncs or S3 round trips), few enough that memory stays bounded — each unit
+    // holds one window of its accounts' rows until written.
+    let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 2 * config.concurrency.max(2));
     tracing::info!(tables = config.tables.len(), accounts = prepared.accounts.len(), requests = planned.values().sum::<u64>(), latest = %config.latest, "starting extraction");
     futures::stream::iter(units.clone())
         .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))
@@ -321,6 +325,7 @@ fn summary(
         files_written: tables.values().map(|t| t.files_written).sum(),
         failures,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        peak_rss_kb: crate::summary::peak_rss_kb(),
         tables,
         per_account,
         failed_cells,
