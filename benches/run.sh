@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# wxcube's benchmarks: builds the release binary, then prints a table of figures, each next to
+# the baseline it is compared to, measured in this run on this machine (see README,
+# "Performance"). About 10 minutes on 2 cores.
+#
+#   benches/run.sh                          every figure
+#   benches/run.sh --only overhead,calls    a subset: overhead, latency, calls, rebuild, memory, reader
+#   benches/run.sh --keep                   keep the outputs and logs in the work folder
+#
+# Needs what scripts/test.sh needs (Python 3 with venv; DuckDB comes from tests/requirements.txt
+# into the same cached virtualenv) plus wrk, the load generator of the client-overhead baseline,
+# and GNU time (both installed with apt-get when missing and run as root). The work folder is
+# ${WXCUBE_BENCH_WORK:-<cargo target dir>/bench}: put it on the disk you want to measure.
+# Exit code 1 when a figure misses its target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache="${WXCUBE_CACHE:-$HOME/.cache/wxcube}"
+venv="$cache/venv"
+mkdir -p "$cache"
+
+# The same virtualenv, built the same way, as scripts/test.sh.
+stamp="$venv/.requirements"
+if ! cmp -s tests/requirements.txt "$stamp" || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
+  echo "==> installing test readers into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$stamp"
+fi
+
+# wrk (the load generator) and GNU time (peak RSS of each run), from the distribution.
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> apt-get install ${missing[*]}" >&2
+    apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  else
+    echo "error: ${missing[*]} not installed: install (Debian/Ubuntu: sudo apt-get install ${missing[*]}) and run again" >&2
+    exit 2
+  fi
+fi
+
+echo "==> cargo build --release" >&2
+cargo build --release --quiet
+target_dir="$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+
+exec "$venv/bin/python" benches/bench.py --bin "$target_dir/release/wxcube" --work "${WXCUBE_BENCH_WORK:-$target_dir/bench}" "$@"
