@@ -57,6 +57,8 @@ pub struct AccountSession {
     pub tokens: TokenCache,
     /// Bounds this account's requests in flight, so one account cannot take every slot.
     permits: Semaphore,
+    /// Set when the account failed as a whole: requests still waiting are not sent.
+    pub failed: std::sync::Mutex<Option<String>>,
 }
 
 /// A window that could not be fetched.
@@ -86,6 +88,7 @@ impl Extractor {
             appid: account.appid.clone(),
             tokens: TokenCache::new(account, self.api.clone(), self.retry),
             permits: Semaphore::new(concurrency.max(1)),
+            failed: std::sync::Mutex::new(None),
         }
     }
 
@@ -228,6 +231,10 @@ impl Extractor {
             .map_err(|e| (None, CallError::Token(format!("access token for {}: {e}", session.appid))))?;
         let _account_permit = session.permits.acquire().await.expect("the semaphore is never closed");
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        // The account may have failed while this request waited for a slot.
+        if let Some(why) = session.failed.lock().unwrap().clone() {
+            return Err((None, CallError::Skipped(why)));
+        }
         requests.fetch_add(1, Ordering::Relaxed);
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});
         let path = format!("/datacube/{}", table.endpoint);

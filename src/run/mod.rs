@@ -97,8 +97,6 @@ struct TableStats {
 /// An account during the run, and what has stopped for it.
 struct Live {
     session: AccountSession,
-    /// Set when the account failed as a whole; later cells are skipped with this reason.
-    failed: Mutex<Option<String>>,
     /// Tables stopped for this account (45009, 47009), with the reason.
     stopped: Mutex<HashMap<String, String>>,
     /// Rows written for this account.
@@ -107,7 +105,7 @@ struct Live {
 
 impl Live {
     fn skip_reason(&self, table: &Table) -> Option<String> {
-        if let Some(why) = self.failed.lock().unwrap().clone() {
+        if let Some(why) = self.session.failed.lock().unwrap().clone() {
             return Some(why);
         }
         self.stopped.lock().unwrap().get(&table.name).cloned()
@@ -118,7 +116,7 @@ impl Live {
     fn stop(&self, scope: Scope, table: &Table, why: &str) -> bool {
         match scope {
             Scope::Account => {
-                let mut failed = self.failed.lock().unwrap();
+                let mut failed = self.session.failed.lock().unwrap();
                 let news = failed.is_none();
                 failed.get_or_insert_with(|| format!("skipped, account failed earlier: {why}"));
                 news
@@ -354,7 +352,6 @@ async fn preflight(extractor: &Extractor, accounts: &[Account], per_account: usi
         .iter()
         .map(|a| Live {
             session: extractor.session(a.clone(), per_account),
-            failed: Mutex::new(None),
             stopped: Mutex::new(HashMap::new()),
             rows: AtomicU64::new(0),
         })
@@ -366,15 +363,15 @@ async fn preflight(extractor: &Extractor, accounts: &[Account], per_account: usi
             if matches!(&e, CallError::Api(_)) && matches!(e.class(), Class::Permanent(_)) {
                 refused += 1;
             }
-            *l.failed.lock().unwrap() = Some(format!("access token for {}: {e}", l.session.appid));
+            *l.session.failed.lock().unwrap() = Some(format!("access token for {}: {e}", l.session.appid));
         }
     }
     if !live.is_empty() && refused == live.len() {
-        let reasons: Vec<String> = live.iter().filter_map(|l| l.failed.lock().unwrap().clone()).collect();
+        let reasons: Vec<String> = live.iter().filter_map(|l| l.session.failed.lock().unwrap().clone()).collect();
         return Err(RunError::Credentials(reasons.join("; ")));
     }
     for l in &live {
-        if let Some(why) = l.failed.lock().unwrap().as_ref() {
+        if let Some(why) = l.session.failed.lock().unwrap().as_ref() {
             tracing::error!(appid = %l.session.appid, "{why}");
         }
     }
