@@ -149,6 +149,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_busy() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy (all processes), and stolen by the hypervisor."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and every child it has waited for (GNU time waits for the
+    command it runs, so wxcube and wrk are in; a simulator is in once it has stopped)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class Simulator:
     def __init__(self, url: str, proc: subprocess.Popen):
         self.url = url
@@ -228,6 +242,8 @@ class Bench:
         self.runs: list[dict] = []
         self.latest = TODAY - dt.timedelta(days=1)
         self.cleanup: list[Path] = []
+        self.busy_at_start, self.steal_at_start = cpu_busy()
+        self.own_cpu_at_start = own_cpu()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -627,6 +643,13 @@ def print_report(bench: Bench, started: float, workdisk: str, figures: list[str]
     out.append("wxcube benchmarks")
     out.append(f"  machine   {host}")
     out.append(f"  build     wxcube {commit}, release profile, {rustc}")
+    busy, steal = cpu_busy()
+    mine = own_cpu() - bench.own_cpu_at_start
+    others = max(0.0, busy - bench.busy_at_start - mine)
+    wall = time.time() - started
+    out.append(f"  noise     CPU used outside the bench (other processes, kernel threads): {others:.0f} s of "
+               f"{wall * os.cpu_count():.0f} s ({others / (wall * os.cpu_count()):.0%}); stolen by the "
+               f"hypervisor: {steal - bench.steal_at_start:.0f} s. Figures are only comparable when both are near 0.")
     out.append(f"  setup     built-in simulator on loopback (--today {TODAY}); output on {workdisk};")
     out.append(f"            baselines: {wrk_version.split(' Copyright')[0]} (1 thread), DuckDB {duckdb.__version__}")
     out.append("")
