@@ -76,7 +76,8 @@ pub struct ExtractArgs {
     /// Retries of a request that failed transiently (system busy, 5xx, timeouts).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub max_retries: u32,
-    /// Files per partition (fixed when the output is first written; later runs must match).
+    /// Files per partition, fixed when the output is first written (later runs must match);
+    /// default 1, or N when the first run is a --shard I/N.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub buckets: Option<u32>,
     /// Requests in flight at once for one account.

@@ -9,9 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Days, NaiveDate, Utc};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::account::AppId;
 use crate::cli::RebuildArgs;
@@ -24,7 +28,7 @@ use crate::registry::{self, Table};
 use crate::summary::TableSummary;
 use crate::write::raw::RawObject;
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{Dataset, WriteError};
+use crate::write::{Dataset, WriteError, Written};
 
 /// Days decoded at once.
 const CHUNK_DAYS: u64 = 7;
@@ -41,7 +45,7 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> anyhow::Result
     if Dataset::read_settings(&output).await?.is_none() {
         return Err(UsageError(format!("{spec} is not a wxcube output (no _wxcube/dataset.json)")).into());
     }
-    let dataset = Dataset::open(output, None).await?;
+    let dataset = Arc::new(Dataset::open(output, None).await?);
     let extracted_at = Utc::now().timestamp_micros();
     let mut summary = BTreeMap::new();
     let mut failures = 0u64;
@@ -75,10 +79,21 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> anyhow::Result
     Ok(if failures == 0 { 0 } else { 1 })
 }
 
+/// Raw answers fetched and decoded at once, and dates written at once: both are CPU-bound
+/// (decompress, parse; sort, encode), so they run as separate tasks on every core.
+const PARALLEL: usize = 8;
+
+/// What one stored answer gave: the periods it covered and its rows, or why it is unusable.
+type Decoded = Result<(Vec<NaiveDate>, Vec<Row>), String>;
+
 /// Rebuilds one table; returns its figures and the number of answers that could not be used.
+///
+/// Chunk by chunk: the answers overlapping the chunk are decoded in parallel (results kept in
+/// the answers' order, so the newest still wins), then the chunk's dates are handed to writer
+/// tasks that run while the next chunk is decoded. At most two chunks are held at once.
 async fn rebuild_table(
-    dataset: &Dataset,
-    table: &Table,
+    dataset: &Arc<Dataset>,
+    table: &Arc<Table>,
     objects: &[RawObject],
     extracted_at: i64,
 ) -> Result<(TableSummary, u64), WriteError> {
@@ -89,23 +104,29 @@ async fn rebuild_table(
     else {
         return Ok((figures, 0));
     };
+    let mut writing: Vec<JoinHandle<Result<Written, WriteError>>> = Vec::new();
     let mut start = first;
     while start <= last {
         let chunk = DateRange::new(start, (start + Days::new(CHUNK_DAYS - 1)).min(last)).expect("start <= last");
-        // (appid, date) → rows, newest answer last so it wins.
+        let overlapping: Vec<&RawObject> = objects.iter().filter(|o| o.range.intersect(&chunk).is_some()).collect();
+        let decoded: Vec<Result<Decoded, WriteError>> = futures::stream::iter(overlapping.iter().map(|&object| {
+            let (dataset, table, object) = (Arc::clone(dataset), Arc::clone(table), object.clone());
+            tokio::spawn(async move {
+                let body = dataset.get_raw(&object).await?;
+                Ok(decode_answer(&table, &object, &body, chunk))
+            })
+        }))
+        .buffered(PARALLEL)
+        .map(|joined| joined.expect("a decode task panicked"))
+        .collect()
+        .await;
+        // (date, appid) → rows, newest answer last so it wins.
         let mut cells: BTreeMap<NaiveDate, BTreeMap<AppId, Vec<Row>>> = BTreeMap::new();
-        for object in objects.iter().filter(|o| o.range.intersect(&chunk).is_some()) {
-            let body = dataset.get_raw(object).await?;
-            let decoded = match parse_rows(&body) {
-                Ok(Ok(raw)) => {
-                    normalize::decode(table, &raw, object.range, &mut Counters::default()).map_err(|e| e.to_string())
-                }
-                Ok(Err(api)) => Err(api.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let rows = match decoded {
-                Ok(rows) => rows,
+        for (object, result) in overlapping.iter().zip(decoded) {
+            let (periods, rows) = match result? {
+                Ok(found) => found,
                 Err(e) => {
+                    // Reported once, by the chunk where the answer starts.
                     if object.range.begin() >= chunk.begin() {
                         tracing::error!(path = %object.path, "cannot use this raw answer: {e}");
                         failed += 1;
@@ -114,31 +135,68 @@ async fn rebuild_table(
                 }
             };
             // The periods the answer covered, rows or not: a newer empty answer empties them.
-            for day in plan::period_starts(table.period, object.range, NaiveDate::MAX)
-                .into_iter()
-                .filter(|d| chunk.contains(*d))
-            {
+            for day in periods {
                 cells.entry(day).or_default().insert(object.appid.clone(), Vec::new());
             }
             let mut mine: BTreeMap<NaiveDate, Vec<Row>> = BTreeMap::new();
-            for row in rows.into_iter().filter(|r| chunk.contains(r.ref_date)) {
+            for row in rows {
                 mine.entry(row.ref_date).or_default().push(row);
             }
             for (day, rows) in mine {
                 cells.entry(day).or_default().insert(object.appid.clone(), rows);
             }
         }
-        for (day, accounts) in cells {
-            let pairs: Vec<(&str, &Row)> =
-                accounts.iter().flat_map(|(a, rows)| rows.iter().map(move |r| (a.as_str(), r))).collect();
-            let batch = normalize::to_batch(table, &pairs, extracted_at);
-            let who: BTreeSet<AppId> = accounts.keys().cloned().collect();
-            let written = dataset.replace(table, day, &who, &batch).await?;
-            figures.rows += written.rows;
-            figures.files_written += written.files_written;
-            figures.files_removed += written.files_removed;
+        // The previous chunk's writes end before this chunk's start: memory stays at two chunks.
+        for written in futures::future::join_all(writing.drain(..)).await {
+            add(&mut figures, written.expect("a write task panicked")?);
         }
+        let writes = cells.into_iter().map(|(day, accounts)| {
+            let (dataset, table) = (Arc::clone(dataset), Arc::clone(table));
+            async move {
+                let pairs: Vec<(&str, &Row)> =
+                    accounts.iter().flat_map(|(a, rows)| rows.iter().map(move |r| (a.as_str(), r))).collect();
+                let batch = normalize::to_batch(&table, &pairs, extracted_at);
+                let who: BTreeSet<AppId> = accounts.keys().cloned().collect();
+                dataset.replace(&table, day, &who, &batch).await
+            }
+        });
+        let limit = Arc::new(Semaphore::new(PARALLEL));
+        writing = writes
+            .map(|write| {
+                let limit = Arc::clone(&limit);
+                tokio::spawn(async move {
+                    let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
+                    write.await
+                })
+            })
+            .collect();
         start = chunk.end() + Days::new(1);
     }
+    for written in futures::future::join_all(writing).await {
+        add(&mut figures, written.expect("a write task panicked")?);
+    }
     Ok((figures, failed))
+}
+
+/// Decodes one stored answer for `chunk`: the periods it covered inside the chunk, and its rows
+/// dated inside the chunk.
+fn decode_answer(table: &Table, object: &RawObject, body: &[u8], chunk: DateRange) -> Decoded {
+    let rows = match parse_rows(body) {
+        Ok(Ok(raw)) => {
+            normalize::decode(table, &raw, object.range, &mut Counters::default()).map_err(|e| e.to_string())?
+        }
+        Ok(Err(api)) => return Err(api.to_string()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let periods = plan::period_starts(table.period, object.range, NaiveDate::MAX)
+        .into_iter()
+        .filter(|d| chunk.contains(*d))
+        .collect();
+    Ok((periods, rows.into_iter().filter(|r| chunk.contains(r.ref_date)).collect()))
+}
+
+fn add(figures: &mut TableSummary, written: Written) {
+    figures.rows += written.rows;
+    figures.files_written += written.files_written;
+    figures.files_removed += written.files_removed;
 }

@@ -51,7 +51,9 @@ pub async fn prepare(config: &RunConfig) -> Result<Prepared, RunError> {
             )));
         }
         (Some(s), _) => s.buckets,
-        (None, b) => b.unwrap_or(crate::write::DEFAULT_BUCKETS),
+        // A new output: one file per partition, unless the run is a shard of N, which needs N
+        // buckets so that the shards never share a file.
+        (None, b) => b.unwrap_or_else(|| config.shard.map_or(crate::write::DEFAULT_BUCKETS, |s| s.count)),
     };
     let accounts: Vec<Account> = match config.shard {
         Some(shard) if shard.count > buckets => {

@@ -45,8 +45,9 @@ use store::Output;
 /// Bucket files of one date written at the same time.
 const PARALLEL_WRITES: usize = 8;
 
-/// Default number of buckets (files per partition).
-pub const DEFAULT_BUCKETS: u32 = 16;
+/// Default number of buckets (files per partition) of an output not written by shards: one
+/// file per partition is what readers scan fastest (README, "Performance").
+pub const DEFAULT_BUCKETS: u32 = 1;
 
 /// Settings fixed when a dataset is first written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
