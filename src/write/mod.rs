@@ -5,7 +5,7 @@
 //!
 //! Guarantees:
 //! - **Atomic objects**: every data file appears whole or not at all (see
-//!   [`store::Output::stage_locally`]); a failed or killed run leaves earlier files intact.
+//!   [`Dataset::put_atomic`]); a failed or killed run leaves earlier files intact.
 //! - **Merge on write**: a bucket file holds many accounts. Writing it keeps the rows of
 //!   accounts outside the run as they were and replaces the rows of the run's accounts by what
 //!   the API returned this time, so a re-run neither duplicates nor leaves stale rows.
@@ -16,6 +16,7 @@
 //! - **Bounded files**: files per partition are bounded by the bucket count `B`, fixed when the
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 
+mod durable;
 pub mod layout;
 pub mod lock;
 pub mod raw;
@@ -250,16 +251,25 @@ impl Dataset {
         Ok(Written { files_written: 1, files_removed: 0, rows })
     }
 
-    async fn put_atomic(&self, path: &Path, bytes: Bytes) -> Result<(), WriteError> {
-        let store = &self.output.store;
-        if !self.output.stage_locally() {
+    /// Makes `bytes` the whole content of `path`, at once. On S3 a put is atomic on its own;
+    /// on local disk the file is written under `_wxcube/staging/`, made durable and renamed
+    /// into place ([`durable::publish`]), in one blocking task.
+    pub(crate) async fn put_atomic(&self, path: &Path, bytes: Bytes) -> Result<(), WriteError> {
+        let Some(dest) = self.output.local_path(path) else {
+            let store = &self.output.store;
             store.put(path, PutPayload::from(bytes)).await.map_err(|source| self.store_err(path, source))?;
             return Ok(());
-        }
+        };
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
-        let staged = layout::staging_dir(&self.output.root).join(format!("{}-{n}.parquet", std::process::id()));
-        store.put(&staged, PutPayload::from(bytes)).await.map_err(|source| self.store_err(&staged, source))?;
-        store.rename(&staged, path).await.map_err(|source| self.store_err(path, source))
+        let staged_path = layout::staging_dir(&self.output.root).join(format!("{}-{n}.tmp", std::process::id()));
+        let staged = self.output.local_path(&staged_path).expect("a local output");
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(staged.parent().expect("the staging folder"))?;
+            durable::publish(&staged, &dest, &bytes)
+        })
+        .await
+        .expect("a file write panicked")
+        .map_err(|e| WriteError::File { path: self.output.url_of(path), message: e.to_string() })
     }
 }
 

@@ -11,8 +11,8 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 
 use super::{Dataset, WriteError, layout};
 use crate::account::AppId;
@@ -42,12 +42,7 @@ impl Dataset {
         let path = raw_path(&self.output.root, table, appid, range);
         let compressed = zstd::bulk::compress(body, 3)
             .map_err(|e| WriteError::File { path: self.output.url_of(&path), message: format!("compressing: {e}") })?;
-        self.output
-            .store
-            .put(&path, PutPayload::from(compressed))
-            .await
-            .map_err(|source| self.store_err(&path, source))?;
-        Ok(())
+        self.put_atomic(&path, Bytes::from(compressed)).await
     }
 
     /// Every stored answer of `table`, oldest first.

@@ -2,7 +2,7 @@
 //!
 //! Everything after this module writes through `Arc<dyn ObjectStore>` and a root [`Path`], so
 //! local disk and S3 share one code path. The one difference kept is how a whole object is made
-//! to appear at once (see [`Output::stage_locally`]).
+//! to appear at once (see [`Output::local_path`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,10 +138,16 @@ impl Output {
         }
     }
 
-    /// Local disk writes an object under a temporary name beside it and renames it; a killed run
-    /// would leave that temporary file in the partition folder, where Spark reads every file.
-    /// So local files are first written under `_wxcube/staging/` and renamed into place. S3
-    /// objects appear whole on their own and are written directly.
+    /// Where `path` lives on local disk, for a local output. A local file is written under
+    /// `_wxcube/staging/` and renamed into place: object_store's own temporary file would sit in
+    /// the partition folder, where Spark reads every file, if a run were killed mid-write.
+    pub fn local_path(&self, path: &Path) -> Option<std::path::PathBuf> {
+        match &self.spec {
+            OutputSpec::Local(dir) => Some(dir.join(path.as_ref())),
+            OutputSpec::S3 { .. } => None,
+        }
+    }
+
     pub fn stage_locally(&self) -> bool {
         matches!(self.spec, OutputSpec::Local(_))
     }

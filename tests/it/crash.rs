@@ -26,8 +26,21 @@ fn args<'a>(output: &'a str, base: &'a str, id: &'a str) -> Vec<&'a str> {
     vec!["extract", "--output", output, "--api-base", base, "--appid", id, "--begin", BEGIN, "--end", END]
 }
 
-/// Starts a run and kills it with SIGKILL after a random moment; true if it was still running.
-async fn run_and_kill(output: &str, sim: &RunningSimulator, env: &[(&'static str, String)]) -> bool {
+/// How long a run takes here when it has nothing left to write (the shortest a run gets):
+/// kills are drawn inside it, so that most land mid-run however fast this machine writes.
+async fn run_length(sim: &RunningSimulator, env: &[(&'static str, String)], output: &str) -> Duration {
+    let (base, id, key) = (sim.base_url(), appid(1), secret(1));
+    let envs: Vec<(&str, &str)> =
+        env.iter().map(|(k, v)| (*k, v.as_str())).chain([("WECHAT_SECRET", key.as_str())]).collect();
+    wxcube(&args(output, &base, &id), &envs).await.assert_ok();
+    let started = std::time::Instant::now();
+    wxcube(&args(output, &base, &id), &envs).await.assert_ok();
+    started.elapsed()
+}
+
+/// Starts a run and kills it with SIGKILL at a random moment of its usual length; true if it
+/// was still running.
+async fn run_and_kill(output: &str, sim: &RunningSimulator, env: &[(&'static str, String)], length: Duration) -> bool {
     let (base, id) = (sim.base_url(), appid(1));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxcube"))
         .args(args(output, &base, &id))
@@ -38,7 +51,7 @@ async fn run_and_kill(output: &str, sim: &RunningSimulator, env: &[(&'static str
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(30..2500))).await;
+    tokio::time::sleep(length.mul_f64(fastrand::f64() * 0.9 + 0.02)).await;
     let running = child.try_wait().unwrap().is_none();
     let _ = child.start_kill(); // SIGKILL
     let _ = child.wait().await;
@@ -67,9 +80,11 @@ async fn sigkill_on_local_disk_never_leaves_a_torn_file() {
     let sim = slow_simulator().await;
     let out = tempfile::tempdir().unwrap();
     let output = out.path().to_str().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let length = run_length(&sim, &[], scratch.path().to_str().unwrap()).await;
     let mut mid_run = 0;
     for _ in 0..KILLS {
-        mid_run += usize::from(run_and_kill(output, &sim, &[]).await);
+        mid_run += usize::from(run_and_kill(output, &sim, &[], length).await);
         assert_local_output_readable(out.path());
     }
     assert!(mid_run >= KILLS / 2, "only {mid_run} kills landed mid-run");
@@ -85,9 +100,10 @@ async fn sigkill_on_s3_never_leaves_a_torn_object() {
     let (moto, sim) = (Moto::start().await, slow_simulator().await);
     let env = moto.env(&moto.endpoint);
     let store = moto.store();
+    let length = run_length(&sim, &env, "s3://lake/crash-length").await;
     let mut mid_run = 0;
     for _ in 0..KILLS {
-        mid_run += usize::from(run_and_kill("s3://lake/crash", &sim, &env).await);
+        mid_run += usize::from(run_and_kill("s3://lake/crash", &sim, &env, length).await);
         for key in moto.keys("crash").await {
             assert!(key.starts_with("crash/_wxcube/") || key.ends_with(".parquet"), "unexpected object {key}");
             if key.ends_with(".parquet") {
