@@ -15,7 +15,8 @@ Settings come from the environment, so the same file serves production and the t
     WXCUBE_CONFIG      the accounts file                      [/etc/wxcube/accounts.toml]
     WXCUBE_OUTPUT      a folder or s3://bucket/prefix         [/data/wxcube]
     WXCUBE_START_DATE  where an account without state starts  [30 days before the run's day]
-    WXCUBE_SHARDS      parallel tasks                         [4]
+    WXCUBE_SHARDS      parallel tasks (a new output gets that many buckets, so
+                       more shards later need --buckets set now)   [4]
     WECHAT_API_BASE    the API root                           [https://api.weixin.qq.com]
     WXCUBE_EXTRA_ARGS  more flags, e.g. "--concurrency 4"     []
 
