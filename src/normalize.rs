@@ -1,21 +1,30 @@
-//! normalize: raw API rows → validated rows → Arrow record batches.
+//! normalize: API answers → validated rows → Arrow record batches.
 //!
-//! Takes the JSON rows extract received for one (table, account, window); hands write one
-//! [`RecordBatch`] per date with exactly the registry's columns. Decoding is tolerant where the
-//! API is sloppy (integers sent as strings, undocumented extra fields) and strict where a wrong
-//! value would corrupt the table:
+//! Takes the answer extract received for one (table, account, window), as bytes; hands write
+//! one [`RecordBatch`] per date with exactly the registry's columns. Rows are typed straight
+//! from the bytes as they stream by (no JSON tree per row). Decoding is tolerant where the API
+//! is sloppy (integers sent as strings, undocumented extra fields, which are skipped) and
+//! strict where a wrong value would corrupt the table:
 //! - a row dated outside the requested window is dropped and counted, never written;
 //! - an unknown code keeps its row and raw code, gets a null label, and is counted;
 //! - a count that is negative or not an integer, a missing field, or an impossible `ref_hour`
 //!   fails the whole window with a message naming the row and field.
+//!
+//! A field given twice in a row counts with its last value, as in any JSON object.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::NaiveDate;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
 
 use crate::dates::{DateRange, parse_date};
+use crate::extract::errors::ApiError;
+use crate::extract::response::{ByShape, EnvelopeError, ListReader, Skip, drain_map, parse_answer};
 use crate::registry::{ColumnType, Source, Table};
 
 /// One validated API row: its date and the table's `api_fields`, in order.
@@ -42,7 +51,7 @@ impl std::ops::AddAssign for Counters {
 }
 
 /// Why a window's rows cannot be used.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("row {row}: {problem}")]
 pub struct RowError {
     /// 1-based position in the response's `list`.
@@ -50,51 +59,229 @@ pub struct RowError {
     pub problem: String,
 }
 
-/// Checks and types the rows of one response for `window`.
-pub fn decode(
-    table: &Table,
-    raw: &[Map<String, Value>],
-    window: DateRange,
-    counters: &mut Counters,
-) -> Result<Vec<Row>, RowError> {
-    let mut rows = Vec::with_capacity(raw.len());
-    for (i, object) in raw.iter().enumerate() {
-        let fail = |problem: String| RowError { row: i + 1, problem };
-        let ref_date = match object.get("ref_date") {
-            Some(Value::String(s)) => parse_date(s).map_err(|e| fail(format!("ref_date {e}")))?,
-            Some(other) => return Err(fail(format!("ref_date {} is not a date string", short(other)))),
-            None => return Err(fail("ref_date is missing".into())),
-        };
-        let values = table
-            .api_fields
-            .iter()
-            .map(|f| integer(object.get(f)).map_err(|e| fail(format!("{f} {e}"))))
-            .collect::<Result<Vec<i64>, _>>()?;
-        check(table, &values).map_err(fail)?;
-        if !window.contains(ref_date) {
-            counters.out_of_window += 1;
-            continue;
-        }
-        counters.unknown_codes += table
-            .columns
-            .iter()
-            .filter(|c| matches!(c.source, Source::Label { field } if table.label(field, values[field]).is_none()))
-            .count() as u64;
-        rows.push(Row { ref_date, values });
+/// Why an answer gave no rows. Extract has already refused answers of the first two kinds
+/// during a run; a stored answer (rebuild) may be of any kind.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("{0}")]
+    Api(ApiError),
+    #[error(transparent)]
+    Row(#[from] RowError),
+}
+
+/// Checks and types the rows of one answer (the response body) for `window`.
+pub fn decode(table: &Table, body: &[u8], window: DateRange, counters: &mut Counters) -> Result<Vec<Row>, DecodeError> {
+    let reader = Rows {
+        table,
+        window,
+        rows: Vec::new(),
+        seen: 0,
+        counters: Counters::default(),
+        error: None,
+        fields: Vec::new(),
+    };
+    let read = parse_answer(body, reader)?.map_err(DecodeError::Api)?;
+    if let Some(e) = read.error {
+        return Err(e.into());
     }
-    Ok(rows)
+    *counters += read.counters;
+    Ok(read.rows)
+}
+
+/// Types rows as the envelope reads them. The first bad row is remembered rather than
+/// returned, so that an errcode after `list` still decides what the answer is.
+#[derive(Clone)]
+struct Rows<'t> {
+    table: &'t Table,
+    window: DateRange,
+    rows: Vec<Row>,
+    /// Row objects read so far.
+    seen: usize,
+    counters: Counters,
+    error: Option<RowError>,
+    /// The current row's api fields as read (`None`: not seen), reused from row to row.
+    fields: Vec<Option<Result<i64, String>>>,
+}
+
+impl<'de> ListReader<'de> for Rows<'_> {
+    fn row<A: MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
+        self.seen += 1;
+        if self.error.is_some() {
+            // The window is refused already; the rest is only read through.
+            return drain_map(map);
+        }
+        self.fields.clear();
+        self.fields.resize(self.table.api_fields.len(), None);
+        let mut ref_date = None;
+        while let Some(key) = map.next_key_seed(RowKey(&self.table.api_fields))? {
+            match key {
+                Key::RefDate => ref_date = Some(map.next_value_seed(Typed(PhantomData))?),
+                Key::Field(i) => self.fields[i] = Some(map.next_value_seed(Typed(PhantomData))?),
+                Key::Other => map.next_value_seed(ByShape(Skip))?,
+            }
+        }
+        match self.typed(ref_date) {
+            Ok(row) if !self.window.contains(row.ref_date) => self.counters.out_of_window += 1,
+            Ok(row) => {
+                let table = self.table;
+                self.counters.unknown_codes += table
+                    .columns
+                    .iter()
+                    .filter(|c| matches!(c.source, Source::Label { field } if table.label(field, row.values[field]).is_none()))
+                    .count() as u64;
+                self.rows.push(row);
+            }
+            Err(problem) => self.error = Some(RowError { row: self.seen, problem }),
+        }
+        Ok(())
+    }
+}
+
+impl Rows<'_> {
+    /// The row just read, if every field is there and passes [`check`]; problems are reported
+    /// in a fixed order (date, then fields in order), whatever the order of the keys.
+    fn typed(&mut self, ref_date: Option<Result<NaiveDate, String>>) -> Result<Row, String> {
+        let ref_date = ref_date.unwrap_or_else(missing).map_err(|e| format!("ref_date {e}"))?;
+        let values = (self.table.api_fields.iter().zip(&mut self.fields))
+            .map(|(f, v)| v.take().unwrap_or_else(missing).map_err(|e| format!("{f} {e}")))
+            .collect::<Result<Vec<i64>, _>>()?;
+        check(self.table, &values)?;
+        Ok(Row { ref_date, values })
+    }
+}
+
+fn missing<T>() -> Result<T, String> {
+    Err("is missing".into())
+}
+
+/// A key of a row object.
+enum Key {
+    RefDate,
+    /// Position in the table's `api_fields`.
+    Field(usize),
+    Other,
+}
+
+/// Reads a row's key against the table's fields (a handful: a scan is fastest).
+struct RowKey<'n>(&'n [String]);
+
+impl<'de> DeserializeSeed<'de> for RowKey<'_> {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Key, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowKey<'_> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        if key == "ref_date" {
+            return Ok(Key::RefDate);
+        }
+        Ok(self.0.iter().position(|f| f == key).map_or(Key::Other, Key::Field))
+    }
+}
+
+/// What a field accepts, by the JSON type of its value.
+trait FieldType: Sized {
+    fn text(s: &str) -> Result<Self, String>;
+    /// An integer of any size, or a float.
+    fn number(n: Number) -> Result<Self, String>;
+    /// Anything else, null included.
+    fn other(v: Value) -> Result<Self, String>;
 }
 
 /// An integer from a JSON number or a string of digits; floats, huge numbers and anything
 /// else are refused.
-fn integer(v: Option<&Value>) -> Result<i64, String> {
-    match v {
-        None | Some(Value::Null) => Err("is missing".into()),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| format!("is {n}, not an integer in range")),
-        Some(Value::String(s)) => {
-            s.trim().parse::<i64>().map_err(|_| format!("is {}, not an integer", short(&Value::String(s.clone()))))
+impl FieldType for i64 {
+    fn text(s: &str) -> Result<i64, String> {
+        s.trim().parse::<i64>().map_err(|_| format!("is {}, not an integer", short(&Value::String(s.into()))))
+    }
+
+    fn number(n: Number) -> Result<i64, String> {
+        n.as_i64().ok_or_else(|| format!("is {n}, not an integer in range"))
+    }
+
+    fn other(v: Value) -> Result<i64, String> {
+        match v {
+            Value::Null => Err("is missing".into()),
+            other => Err(format!("is {}, not an integer", short(&other))),
         }
-        Some(other) => Err(format!("is {}, not an integer", short(other))),
+    }
+}
+
+impl FieldType for NaiveDate {
+    fn text(s: &str) -> Result<NaiveDate, String> {
+        parse_date(s)
+    }
+
+    fn number(n: Number) -> Result<NaiveDate, String> {
+        Self::other(Value::Number(n))
+    }
+
+    fn other(v: Value) -> Result<NaiveDate, String> {
+        Err(format!("{} is not a date string", short(&v)))
+    }
+}
+
+/// Reads one field's value as `T`, or says what is wrong with it. Scalars are read in place;
+/// only an object or array (always an error) is built as a `Value`, to be quoted.
+struct Typed<T>(PhantomData<T>);
+
+impl<'de, T: FieldType> DeserializeSeed<'de> for Typed<T> {
+    type Value = Result<T, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de, T: FieldType> Visitor<'de> for Typed<T> {
+    type Value = Result<T, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(T::other(Value::Null))
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(T::other(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(T::number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(T::number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        // As serde_json builds a `Value`: a float that is not finite becomes null.
+        Ok(Number::from_f64(n).map_or_else(|| T::other(Value::Null), T::number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(T::text(s))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(T::other(Value::deserialize(MapAccessDeserializer::new(map))?))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Ok(T::other(Value::deserialize(SeqAccessDeserializer::new(seq))?))
     }
 }
 
@@ -168,8 +355,9 @@ mod tests {
     use arrow::array::Array;
     use serde_json::json;
 
-    fn raw(v: Value) -> Vec<Map<String, Value>> {
-        v.as_array().unwrap().iter().map(|o| o.as_object().unwrap().clone()).collect()
+    /// The body of an answer with these rows.
+    fn raw(rows: Value) -> Vec<u8> {
+        json!({ "list": rows }).to_string().into_bytes()
     }
 
     fn window(a: &str, b: &str) -> DateRange {
@@ -245,6 +433,69 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_read_whatever_the_key_order_and_extra_fields() {
+        let t = registry::find("upstream_msg").unwrap();
+        let body = br#"{"list":[{"msg_count":" 3 ","extra":{"a":[1,2.5,null]},"msg_user":2,"msg_type":"1","ref_date":"2024-03-01","more":"x"}]}"#;
+        let decoded = decode(t, body, window("2024-03-01", "2024-03-01"), &mut Counters::default()).unwrap();
+        assert_eq!(decoded, vec![Row { ref_date: parse_date("2024-03-01").unwrap(), values: vec![1, 2, 3] }]);
+    }
+
+    #[test]
+    fn a_repeated_field_counts_with_its_last_value() {
+        let t = registry::find("upstream_msg").unwrap();
+        let w = window("2024-03-01", "2024-03-01");
+        let body = br#"{"list":[{"ref_date":"2019-01-01","msg_type":1,"msg_user":"many","msg_count":null,"msg_user":2,"msg_count":3,"ref_date":"2024-03-01"}]}"#;
+        let decoded = decode(t, body, w, &mut Counters::default()).unwrap();
+        assert_eq!(decoded[0].values, vec![1, 2, 3]);
+        let body = br#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":2,"msg_count":3,"msg_count":null}]}"#;
+        assert_eq!(
+            decode(t, body, w, &mut Counters::default()).unwrap_err().to_string(),
+            "row 1: msg_count is missing"
+        );
+    }
+
+    #[test]
+    fn an_api_error_after_the_list_wins_over_a_bad_row() {
+        let t = registry::find("upstream_msg").unwrap();
+        let w = window("2024-03-01", "2024-03-01");
+        let err = |body: &str| decode(t, body.as_bytes(), w, &mut Counters::default()).unwrap_err();
+        assert!(matches!(
+            err(r#"{"list":[{"bad":1}],"errcode":45009}"#),
+            DecodeError::Api(ApiError { code: 45009, .. })
+        ));
+        assert!(matches!(err(r#"{"list":[{"bad":1}],"errcode":0}"#), DecodeError::Row(RowError { row: 1, .. })));
+        // The first bad row is the one reported, the rest is still read.
+        let e = err(r#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":1,"msg_count":1},{},{"x":[}]}"#);
+        assert!(matches!(e, DecodeError::Envelope(EnvelopeError::NotJson(_))), "{e}");
+        let e = err(r#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":1,"msg_count":1},{},5]}"#);
+        assert!(matches!(e, DecodeError::Envelope(EnvelopeError::BadList)), "{e}");
+        let e =
+            err(r#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":1,"msg_count":1},{"ref_date":null},{}]}"#);
+        assert_eq!(e.to_string(), "row 2: ref_date null is not a date string");
+    }
+
+    #[test]
+    fn bad_values_are_quoted_as_json() {
+        let t = registry::find("upstream_msg").unwrap();
+        let w = window("2024-03-01", "2024-03-01");
+        let err = |date: &str, user: &str| {
+            let body = format!(r#"{{"list":[{{"ref_date":{date},"msg_type":1,"msg_user":{user},"msg_count":1}}]}}"#);
+            decode(t, body.as_bytes(), w, &mut Counters::default()).unwrap_err().to_string()
+        };
+        assert_eq!(err(r#""2024-03-01""#, r#"[1, {"a": "b"}]"#), r#"row 1: msg_user is [1,{"a":"b"}], not an integer"#);
+        assert_eq!(err(r#""2024-03-01""#, "true"), "row 1: msg_user is true, not an integer");
+        assert_eq!(err(r#""2024-03-01""#, "1e20"), "row 1: msg_user is 1e+20, not an integer in range");
+        assert_eq!(err(r#""2024-03-01""#, "100.0"), "row 1: msg_user is 100.0, not an integer in range");
+        assert_eq!(err(r#""2024-03-01""#, r#""a\"b""#), r#"row 1: msg_user is "a\"b", not an integer"#);
+        assert_eq!(err("20240301", "1"), "row 1: ref_date 20240301 is not a date string");
+        assert_eq!(err(r#"{"d":1}"#, "1"), r#"row 1: ref_date {"d":1} is not a date string"#);
+        assert_eq!(
+            err(r#""2024-02-30""#, "1"),
+            "row 1: ref_date '2024-02-30' is not a date: write it as YYYY-MM-DD, e.g. 2024-03-01"
+        );
+    }
+
+    #[test]
     fn distribution_labels() {
         let t = registry::find("upstream_msg_dist_week").unwrap();
         let rows = raw(json!([{"ref_date": "2024-03-04", "count_interval": 3, "msg_user": 9}]));
@@ -256,7 +507,7 @@ mod tests {
 
     mod props {
         use super::*;
-        use crate::extract::response::parse_rows;
+        use crate::extract::response::check;
         use proptest::prelude::*;
 
         /// Arbitrary JSON, biased towards the shapes the API uses.
@@ -293,21 +544,26 @@ mod tests {
         }
 
         fn decode_all(body: &[u8]) {
-            if let Ok(Ok(rows)) = parse_rows(body) {
-                let window =
-                    DateRange::new(parse_date("2024-02-26").unwrap(), parse_date("2024-03-10").unwrap()).unwrap();
-                for t in registry::tables() {
-                    if let Ok(decoded) = decode(t, &rows, window, &mut Counters::default()) {
+            let envelope = check(body);
+            let window = DateRange::new(parse_date("2024-02-26").unwrap(), parse_date("2024-03-10").unwrap()).unwrap();
+            for t in registry::tables() {
+                match decode(t, body, window, &mut Counters::default()) {
+                    Ok(decoded) => {
+                        assert_eq!(envelope, Ok(Ok(())));
                         let pairs: Vec<(&str, &Row)> = decoded.iter().map(|r| ("wxa", r)).collect();
                         let batch = to_batch(t, &pairs, 0);
                         assert_eq!(batch.num_rows(), decoded.len());
                     }
+                    // Extract's check and the full decode agree on what the answer is.
+                    Err(DecodeError::Row(_)) => assert_eq!(envelope, Ok(Ok(()))),
+                    Err(DecodeError::Api(e)) => assert_eq!(envelope, Ok(Err(e))),
+                    Err(DecodeError::Envelope(e)) => assert_eq!(envelope, Err(e)),
                 }
             }
         }
 
         proptest! {
-            /// Arbitrary bytes never panic the envelope parser or the decoder.
+            /// Arbitrary bytes never panic the envelope check or the decoder.
             #[test]
             fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
                 decode_all(&body);

@@ -21,7 +21,6 @@ use crate::account::AppId;
 use crate::cli::RebuildArgs;
 use crate::config::UsageError;
 use crate::dates::DateRange;
-use crate::extract::response::parse_rows;
 use crate::normalize::{self, Counters, Row};
 use crate::plan;
 use crate::registry::{self, Table};
@@ -181,13 +180,7 @@ async fn rebuild_table(
 /// Decodes one stored answer for `chunk`: the periods it covered inside the chunk, and its rows
 /// dated inside the chunk.
 fn decode_answer(table: &Table, object: &RawObject, body: &[u8], chunk: DateRange) -> Decoded {
-    let rows = match parse_rows(body) {
-        Ok(Ok(raw)) => {
-            normalize::decode(table, &raw, object.range, &mut Counters::default()).map_err(|e| e.to_string())?
-        }
-        Ok(Err(api)) => return Err(api.to_string()),
-        Err(e) => return Err(e.to_string()),
-    };
+    let rows = normalize::decode(table, body, object.range, &mut Counters::default()).map_err(|e| e.to_string())?;
     let periods = plan::period_starts(table.period, object.range, NaiveDate::MAX)
         .into_iter()
         .filter(|d| chunk.contains(*d))

@@ -1,9 +1,10 @@
 //! extract: one async HTTP loop for every table.
 //!
-//! Takes an account session and a (table, window) from the plan; hands normalize the raw rows
-//! the API returned, or a [`CellFailure`] saying what went wrong and how far it reaches. This is
-//! the only place that knows about tokens, retries and error classes; a table contributes
-//! nothing but its endpoint name and span.
+//! Takes an account session and a (table, window) from the plan; hands normalize the answer the
+//! API returned (checked to be rows, not an error: normalize types the rows), or a
+//! [`CellFailure`] saying what went wrong and how far it reaches. This is the only place that
+//! knows about tokens, retries and error classes; a table contributes nothing but its endpoint
+//! name and span.
 //!
 //! Per try: get the account's token, take a concurrency permit, POST the window, read the
 //! answer. Transient failures back off and retry (bounded); a rejected token is renewed once;
@@ -33,7 +34,6 @@ use crate::plan;
 use crate::registry::Table;
 use errors::{CallError, Class, Scope};
 use http::ApiClient;
-use response::RawRows;
 use retry::RetryPolicy;
 use spans::SpanMemory;
 use token::TokenCache;
@@ -71,8 +71,7 @@ pub struct CellFailure {
 /// The answer for one requested window (a part of the planned one, if it had to be split).
 pub struct Fetched {
     pub range: DateRange,
-    pub rows: RawRows,
-    /// The answer exactly as received, for `--keep-raw`.
+    /// The answer exactly as received: rows for normalize to decode, and kept by `--keep-raw`.
     pub body: bytes::Bytes,
 }
 
@@ -125,13 +124,13 @@ impl Extractor {
                 continue;
             }
             match self.fetch(session, table, range, requests).await {
-                Ok((body, rows)) => {
+                Ok(body) => {
                     self.spans.confirm(&table.name);
                     probe = None;
                     if self.spans.worked(&table.name, range.days()) {
                         tracing::warn!(table = %table, span_days = range.days(), "{} refuses the registry's {}-day windows (61501); {}-day windows work and are used for the rest of the run", table.endpoint, table.max_span_days, range.days());
                     }
-                    fetched.push(Fetched { range, rows, body });
+                    fetched.push(Fetched { range, body });
                 }
                 Err(failure) if failure.error.class() == Class::RangeTooWide && part.len() > 1 => {
                     self.spans.refused(&table.name, range.days());
@@ -155,7 +154,7 @@ impl Extractor {
         table: &Table,
         window: DateRange,
         requests: &AtomicU64,
-    ) -> Result<(bytes::Bytes, RawRows), CellFailure> {
+    ) -> Result<bytes::Bytes, CellFailure> {
         let mut retries = 0;
         // A refused token is renewed and the request retried once — once per token: a renewed
         // token that later expires too (a long run) earns its own renewal. Bounded all the same.
@@ -221,7 +220,7 @@ impl Extractor {
         table: &Table,
         window: DateRange,
         requests: &AtomicU64,
-    ) -> Result<(bytes::Bytes, RawRows), (Option<Secret>, CallError)> {
+    ) -> Result<bytes::Bytes, (Option<Secret>, CallError)> {
         // The token cache retries its own transient failures; what comes out of it is final for
         // the account.
         let token = session
@@ -239,9 +238,10 @@ impl Extractor {
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});
         let path = format!("/datacube/{}", table.endpoint);
         let bytes = self.api.post_json(&path, &[("access_token", token.expose())], &body).await;
-        let parsed = bytes.and_then(|b| Ok((response::parse_rows(&b).map_err(|e| CallError::Body(e.to_string()))?, b)));
+        // Only the envelope decides here; normalize reads the rows from the same bytes.
+        let parsed = bytes.and_then(|b| Ok((response::check(&b).map_err(|e| CallError::Body(e.to_string()))?, b)));
         match parsed {
-            Ok((Ok(rows), body)) => Ok((body, rows)),
+            Ok((Ok(()), body)) => Ok(body),
             Ok((Err(api_error), _)) => {
                 let error = CallError::Api(api_error);
                 if error.class() == Class::TokenRejected {

@@ -473,7 +473,7 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
         },
     )?;
     let mut rows = Vec::new();
-    for Fetched { range, rows: raw, body } in fetched {
+    for Fetched { range, body } in fetched {
         if ctx.keep_raw {
             ctx.dataset.put_raw(table, &live.session.appid, range, &body).await.map_err(|e| CellError {
                 why: format!("{} {range}: keeping the raw answer: {e}", table.endpoint),
@@ -481,7 +481,7 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
             })?;
         }
         let mut counters = Counters::default();
-        let decoded = normalize::decode(table, &raw, range, &mut counters)
+        let decoded = normalize::decode(table, &body, range, &mut counters)
             .map_err(|e| CellError { why: format!("{} {range}: {e}", table.endpoint), news: true })?;
         rows.extend(decoded);
         if counters.out_of_window > 0 {
