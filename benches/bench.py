@@ -191,8 +191,8 @@ class Simulator:
 
 
 @contextmanager
-def simulator(bench: "Bench", accounts: int, latency_ms: int = 0):
-    cmd = [str(bench.bin), "simulate", "--port", "0", "--today", TODAY.isoformat(), "--accounts", str(accounts)]
+def simulator(bench: "Bench", accounts: int, latency_ms: int = 0, cpus: str | None = None):
+    cmd = pinned(cpus) + [str(bench.bin), "simulate", "--port", "0", "--today", TODAY.isoformat(), "--accounts", str(accounts)]
     if latency_ms:
         cmd += ["--latency-ms", str(latency_ms)]
     errlog = open(bench.work / f"simulate-{accounts}-{latency_ms}ms.log", "ab")
@@ -211,6 +211,11 @@ def simulator(bench: "Bench", accounts: int, latency_ms: int = 0):
             proc.kill()
             proc.wait()
         errlog.close()
+
+
+def pinned(cpus: str | None) -> list[str]:
+    """The prefix that runs a command on the given CPUs only (none: anywhere)."""
+    return ["taskset", "-c", cpus] if cpus else []
 
 
 def run_measured(cmd: list[str], env: dict | None, stdout_path: Path, stderr_path: Path) -> dict:
@@ -274,7 +279,7 @@ class Bench:
         return cmd
 
     def extract(self, label: str, sim: Simulator, n: int, rng: tuple, concurrency: int,
-                out: Path | None = None, extra=()) -> dict:
+                out: Path | None = None, extra=(), cpus: str | None = None) -> dict:
         """One `wxcube extract` run into a new folder; checks it succeeded and that it made
         exactly the requests the simulator saw. Outputs are only removed at the end of the bench:
         ext4 searches past recently deleted inodes when it allocates new ones, so deleting one
@@ -285,7 +290,7 @@ class Bench:
         cpu0 = sim.cpu()
         cmd = self.extract_cmd(sim.url, n, rng, out, concurrency, extra)
         log(f"{label}: {n} account(s), {rng[0]}..{rng[1]}, concurrency {concurrency}")
-        r = run_measured(cmd, self.env(n), self.work / f"{label}.stdout", self.work / f"{label}.stderr")
+        r = run_measured(pinned(cpus) + cmd, self.env(n), self.work / f"{label}.stdout", self.work / f"{label}.stderr")
         r["sim_cpu"] = sim.cpu() - cpu0
         lines = (self.work / f"{label}.stdout").read_text().strip().splitlines()
         if r["code"] != 0 or not lines:
@@ -337,10 +342,11 @@ class Bench:
         path.write_text("\n".join(lines) + "\n")
         return path, len(lines)
 
-    def wrk(self, label: str, sim: Simulator, requests: Path, concurrency: int, secs: int) -> dict:
+    def wrk(self, label: str, sim: Simulator, requests: Path, concurrency: int, secs: int,
+            cpus: str | None = None) -> dict:
         sim.reset_stats()
         cpu0 = sim.cpu()
-        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{secs}s", "--timeout", "10s",
+        cmd = pinned(cpus) + ["wrk", "-t1", f"-c{concurrency}", f"-d{secs}s", "--timeout", "10s",
                "-s", str(ROOT / "benches" / "replay.lua"), sim.url, "--", str(requests)]
         r = run_measured(cmd, None, self.work / f"{label}.stdout", self.work / f"{label}.stderr")
         r["sim_cpu"] = sim.cpu() - cpu0
@@ -393,8 +399,14 @@ class Bench:
                     self.cleanup.append(tmpfs_out)
                     diagnostics.append(("output on tmpfs (no disk, fsync free)", self.extract(
                         f"extract-c{CONCURRENCY}-tmpfs", sim, n, YEAR, CONCURRENCY, out=tmpfs_out)))
-                diagnostics.append(("--buckets 1 (one file per partition)", self.extract(
-                    f"extract-c{CONCURRENCY}-buckets1", sim, n, YEAR, CONCURRENCY, extra=["--buckets", "1"])))
+                diagnostics.append(("--buckets 16 (16 files per partition)", self.extract(
+                    f"extract-c{CONCURRENCY}-buckets16", sim, n, YEAR, CONCURRENCY, extra=["--buckets", "16"])))
+        pinned_runs = None
+        if "overhead" in figures and (os.cpu_count() or 1) >= 2:
+            # The API is remote in production: its CPU is not the client's. The same runs with the
+            # simulator on CPU 0 and the client (wrk, or wxcube) on CPU 1 compare the two clients
+            # without their sharing cores with the server.
+            pinned_runs = self.pinned_overhead(n)
         if "overhead" in figures:
             self.row(
                 f"client overhead: {n} acct x 1 y x 7 tables, C={CONCURRENCY}, 0 ms",
@@ -407,6 +419,20 @@ class Bench:
             for what, e in diagnostics:
                 self.row(f"  diagnostic: same run, {what}", f"{e['rps']:.0f} req/s", f"wrk {best_wrk['rps']:.0f} req/s",
                          e["rps"] / best_wrk["rps"], "-", "info", f"{e['files_written']} files in {e['wall']:.1f} s")
+            # What the two clients and the server spend per request: on 2 shared cores the
+            # throughput ratio tends to (wrk + simulator) / (wxcube + simulator).
+            us = lambda cpu, reqs: cpu / reqs * 1e6  # noqa: E731
+            x, xs = us(best_run["user"] + best_run["sys"], best_run["requests"]), us(best_run["sim_cpu"], best_run["requests"])
+            w, ws = us(best_wrk["user"] + best_wrk["sys"], best_wrk["sim_requests"]), us(best_wrk["sim_cpu"], best_wrk["sim_requests"])
+            self.row("  diagnostic: CPU per request", f"wxcube {x:.0f} + sim {xs:.0f} us", f"wrk {w:.0f} + sim {ws:.0f} us",
+                     (w + ws) / (x + xs), "-", "info",
+                     "client + server CPU per request; 0.8 of wrk on shared cores needs wxcube <= "
+                     f"{(w + ws) / 0.8 - xs:.0f} us")
+            if pinned_runs:
+                pw, pe = pinned_runs
+                self.row("  diagnostic: simulator on CPU 0, client on CPU 1", f"{pe['rps']:.0f} req/s",
+                         f"wrk {pw['rps']:.0f} req/s", pe["rps"] / pw["rps"], "-", "info",
+                         "the API's CPU kept off the client's core, as when it is remote")
         if "calls" in figures:
             minimum = fewest_requests(self.tables, *YEAR, self.latest)
             total_min = sum(minimum.values()) * n
@@ -421,6 +447,14 @@ class Bench:
                 best_run["requests"] / total_min, "= 1.0 exactly", ok,
                 "minimum per table: " + ", ".join(f"{t} {minimum[t] * n}" for t in sorted(minimum)),
             )
+
+    def pinned_overhead(self, n: int) -> tuple[dict, dict]:
+        with simulator(self, n, cpus="0") as sim:
+            requests, _ = self.request_file(sim, n, YEAR)  # this simulator's tokens
+            self.wrk("wrk-pinned-warmup", sim, requests, CONCURRENCY, 2, cpus="1")
+            w = self.wrk(f"wrk-c{CONCURRENCY}-pinned", sim, requests, CONCURRENCY, WRK_SECS, cpus="1")
+            e = self.extract(f"extract-c{CONCURRENCY}-pinned", sim, n, YEAR, CONCURRENCY, cpus="1")
+        return w, e
 
     def latency(self) -> None:
         n = ACCOUNTS
