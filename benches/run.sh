@@ -20,14 +20,8 @@ venv="$cache/venv"
 mkdir -p "$cache"
 
 # The same virtualenv, built the same way, as scripts/test.sh.
-stamp="$venv/.requirements"
-if ! cmp -s tests/requirements.txt "$stamp" || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
-  echo "==> installing test readers into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
-  cp tests/requirements.txt "$stamp"
-fi
+. scripts/venv.sh
+ensure_venv "$venv" tests/requirements.txt 'import duckdb, moto, pyspark'
 
 # wrk (the load generator) and GNU time (peak RSS of each run), from the distribution.
 missing=()

@@ -1,0 +1,18 @@
+# Sourced by scripts/test.sh and benches/run.sh: a cached Python virtualenv per requirements file.
+#
+#   ensure_venv DIR REQUIREMENTS PROBE
+#
+# Builds DIR from REQUIREMENTS unless it was built from the same file and `DIR/bin/python -c PROBE`
+# succeeds; a changed requirements file or a broken virtualenv is rebuilt from scratch.
+ensure_venv() {
+  local dir="$1" requirements="$2" probe="$3"
+  local stamp="$dir/.requirements"
+  if cmp -s "$requirements" "$stamp" && "$dir/bin/python" -c "$probe" 2>/dev/null; then
+    return 0
+  fi
+  echo "==> installing $requirements into $dir" >&2
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+}
