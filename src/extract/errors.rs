@@ -108,9 +108,10 @@ pub enum CallError {
     /// No usable token for the account.
     #[error("{0}")]
     Token(String),
-    /// Not sent: the account failed as a whole while the request waited.
-    #[error("{0}")]
-    Skipped(String),
+    /// Not sent: the account (or the table for it, as `scope` says) failed while the request
+    /// waited.
+    #[error("{why}")]
+    Skipped { why: String, scope: Scope },
     /// Abandoned: the run was asked to stop (SIGTERM, Ctrl-C).
     #[error("not fetched: the run was stopped")]
     Stopped,
@@ -126,7 +127,7 @@ impl CallError {
             CallError::Transport(_) | CallError::Body(_) => Class::Transient,
             CallError::Token(_) => Class::Permanent(Scope::Account),
             CallError::Stopped => Class::Permanent(Scope::Cell),
-            CallError::Skipped(_) => Class::Permanent(Scope::Account),
+            CallError::Skipped { scope, .. } => Class::Permanent(*scope),
         }
     }
 

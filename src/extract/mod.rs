@@ -19,7 +19,7 @@ pub mod retry;
 pub mod spans;
 pub mod token;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -59,6 +59,19 @@ pub struct AccountSession {
     permits: Semaphore,
     /// Set when the account failed as a whole: requests still waiting are not sent.
     pub failed: std::sync::Mutex<Option<String>>,
+    /// Tables stopped for this account (45009, 47009), with the reason: their requests still
+    /// waiting are not sent either.
+    pub stopped_tables: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl AccountSession {
+    /// Why a request of `table` for this account must not be sent, if it must not.
+    pub fn skip_reason(&self, table: &Table) -> Option<String> {
+        if let Some(why) = self.failed.lock().unwrap().clone() {
+            return Some(why);
+        }
+        self.stopped_tables.lock().unwrap().get(&table.name).cloned()
+    }
 }
 
 /// A window that could not be fetched.
@@ -88,6 +101,7 @@ impl Extractor {
             tokens: TokenCache::new(account, self.api.clone(), self.retry),
             permits: Semaphore::new(concurrency.max(1)),
             failed: std::sync::Mutex::new(None),
+            stopped_tables: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -230,9 +244,12 @@ impl Extractor {
             .map_err(|e| (None, CallError::Token(format!("access token for {}: {e}", session.appid))))?;
         let _account_permit = session.permits.acquire().await.expect("the semaphore is never closed");
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        // The account may have failed while this request waited for a slot.
+        // The account, or this table for it, may have failed while this request waited for a slot.
         if let Some(why) = session.failed.lock().unwrap().clone() {
-            return Err((None, CallError::Skipped(why)));
+            return Err((None, CallError::Skipped { why, scope: Scope::Account }));
+        }
+        if let Some(why) = session.stopped_tables.lock().unwrap().get(&table.name).cloned() {
+            return Err((None, CallError::Skipped { why, scope: Scope::TableForAccount }));
         }
         requests.fetch_add(1, Ordering::Relaxed);
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});

@@ -97,18 +97,13 @@ struct TableStats {
 /// An account during the run, and what has stopped for it.
 struct Live {
     session: AccountSession,
-    /// Tables stopped for this account (45009, 47009), with the reason.
-    stopped: Mutex<HashMap<String, String>>,
     /// Rows written for this account.
     rows: AtomicU64,
 }
 
 impl Live {
     fn skip_reason(&self, table: &Table) -> Option<String> {
-        if let Some(why) = self.session.failed.lock().unwrap().clone() {
-            return Some(why);
-        }
-        self.stopped.lock().unwrap().get(&table.name).cloned()
+        self.session.skip_reason(table)
     }
 
     /// Stops the account or the table for it, as `scope` says. Returns false when an earlier
@@ -122,7 +117,7 @@ impl Live {
                 news
             }
             Scope::TableForAccount => {
-                let mut stopped = self.stopped.lock().unwrap();
+                let mut stopped = self.session.stopped_tables.lock().unwrap();
                 let news = !stopped.contains_key(&table.name);
                 stopped.entry(table.name.clone()).or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
                 news
@@ -350,11 +345,7 @@ pub async fn dry_run(config: &RunConfig) -> Result<(Vec<Unit>, Summary), RunErro
 async fn preflight(extractor: &Extractor, accounts: &[Account], per_account: usize) -> Result<Vec<Live>, RunError> {
     let live: Vec<Live> = accounts
         .iter()
-        .map(|a| Live {
-            session: extractor.session(a.clone(), per_account),
-            stopped: Mutex::new(HashMap::new()),
-            rows: AtomicU64::new(0),
-        })
+        .map(|a| Live { session: extractor.session(a.clone(), per_account), rows: AtomicU64::new(0) })
         .collect();
     let results = futures::future::join_all(live.iter().map(|l| l.session.tokens.get())).await;
     let mut refused = 0;

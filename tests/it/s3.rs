@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use wxcube::account::AppId;
 use wxcube::registry;
-use wxcube::write::layout;
+use wxcube::write::{DEFAULT_BUCKETS, layout};
 
 use crate::support::*;
 
@@ -174,7 +174,7 @@ async fn s3_output_has_the_layout_and_the_rows() {
     }
     for t in registry::tables() {
         assert_eq!(
-            s3_rows(&moto, "wechat/raw", t, 16).await,
+            s3_rows(&moto, "wechat/raw", t, DEFAULT_BUCKETS).await,
             expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"),
             "{t}"
         );
@@ -184,7 +184,7 @@ async fn s3_output_has_the_layout_and_the_rows() {
     assert_eq!(moto.keys("wechat/raw").await, keys);
     for t in registry::tables() {
         assert_eq!(
-            s3_rows(&moto, "wechat/raw", t, 16).await,
+            s3_rows(&moto, "wechat/raw", t, DEFAULT_BUCKETS).await,
             expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"),
             "{t}"
         );
@@ -285,7 +285,7 @@ async fn a_store_failing_mid_run_leaves_complete_files_and_a_rerun_fills_the_res
     assert!(!run.all_output().contains(&moto.secret));
 
     // What was written is complete: every object reads back, with exactly its day's rows.
-    let written = s3_rows(&moto, "mid", table, 16).await;
+    let written = s3_rows(&moto, "mid", table, DEFAULT_BUCKETS).await;
     assert!(!written.is_empty());
     let days: std::collections::BTreeSet<_> = written.iter().map(|r| r.1).collect();
     let want: Vec<Key> =
@@ -300,6 +300,9 @@ async fn a_store_failing_mid_run_leaves_complete_files_and_a_rerun_fills_the_res
     let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     envs.push(("WECHAT_SECRET", &key));
     wxcube(&args, &envs).await.assert_ok();
-    assert_eq!(s3_rows(&moto, "mid", table, 16).await, expected_rows(table, &[1], "2023-10-01", "2024-03-31"));
+    assert_eq!(
+        s3_rows(&moto, "mid", table, DEFAULT_BUCKETS).await,
+        expected_rows(table, &[1], "2023-10-01", "2024-03-31")
+    );
     assert_eq!(moto.dangling_uploads().await, 0);
 }
