@@ -18,7 +18,7 @@ Each figure is a ratio of two measurements taken here, never a stored number:
 Scale knobs (environment): WXCUBE_BENCH_ACCOUNTS (20), WXCUBE_BENCH_READER_ACCOUNTS (200),
 WXCUBE_BENCH_MANY_ACCOUNTS (1000), WXCUBE_BENCH_CONCURRENCY (8),
 WXCUBE_BENCH_LATENCY_CONCURRENCY ("8,32"), WXCUBE_BENCH_WRK_SECS (10). A figure run at another
-scale than the issue's says so in its row.
+scale than the targets' says so in its row.
 """
 
 from __future__ import annotations
@@ -373,7 +373,7 @@ class Bench:
                               target=target, result=result, note=note))
 
     def scale_note(self, n: int, wanted: int) -> str:
-        return "" if n == wanted else f" (scaled: {n} accounts, issue asks {wanted})"
+        return "" if n == wanted else f" (scaled: {n} accounts, the target is set at {wanted})"
 
     # -- figures ---------------------------------------------------------------------------
 
