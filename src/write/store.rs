@@ -1,8 +1,9 @@
 //! Opens the `--output` location as an object store: a local folder or an S3-compatible bucket.
 //!
-//! Everything after this module writes through `Arc<dyn ObjectStore>` and a root [`Path`], so
-//! local disk and S3 share one code path. The one difference kept is how a whole object is made
-//! to appear at once (see [`Output::local_path`]).
+//! Everything after this module reads, lists, writes and deletes through `Arc<dyn ObjectStore>`
+//! and a root [`Path`], so local disk and S3 share one code path. The one difference kept is how
+//! a whole data file is published on local disk (see [`Output::local_path`] and
+//! `write::durable`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +149,7 @@ impl Output {
         }
     }
 
+    /// Whether whole files are staged under `_wxcube/staging/` (local disk) before they appear.
     pub fn stage_locally(&self) -> bool {
         matches!(self.spec, OutputSpec::Local(_))
     }
