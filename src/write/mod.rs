@@ -5,7 +5,7 @@
 //!
 //! Guarantees:
 //! - **Atomic objects**: every data file appears whole or not at all (see
-//!   [`Dataset::put_atomic`]); a failed or killed run leaves earlier files intact.
+//!   `Dataset::put_atomic`); a failed or killed run leaves earlier files intact.
 //! - **Merge on write**: a bucket file holds many accounts. Writing it keeps the rows of
 //!   accounts outside the run as they were and replaces the rows of the run's accounts by what
 //!   the API returned this time, so a re-run neither duplicates nor leaves stale rows.
