@@ -15,13 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cache="${WXCUBE_CACHE:-$HOME/.cache/wxcube}"
-venv="$cache/venv"
-mkdir -p "$cache"
-
 # The same virtualenv, built the same way, as scripts/test.sh.
 . scripts/venv.sh
-ensure_venv "$venv" tests/requirements.txt 'import duckdb, moto, pyspark'
+ensure_readers
 
 # wrk (the load generator) and GNU time (peak RSS of each run), from the distribution.
 missing=()

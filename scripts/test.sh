@@ -9,15 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cache="${WXCUBE_CACHE:-$HOME/.cache/wxcube}"
-venv="$cache/venv"
-mkdir -p "$cache"
-
 . scripts/venv.sh
 
 # Readers (DuckDB, PySpark) and the S3 test server (moto), rebuilt whenever
 # tests/requirements.txt changes.
-ensure_venv "$venv" tests/requirements.txt 'import duckdb, moto, pyspark'
+ensure_readers
 export WXCUBE_PYTHON="$venv/bin/python"
 
 # --- Apache Airflow, for the example DAG's test (tests/it/airflow.rs) ---------------------------

@@ -1,5 +1,12 @@
-# Sourced by scripts/test.sh and benches/run.sh: a cached Python virtualenv per requirements file.
-#
+# Sourced by scripts/test.sh and benches/run.sh: cached Python virtualenvs, kept under
+# ${WXCUBE_CACHE:-~/.cache/wxcube}, outside the clone.
+cache="${WXCUBE_CACHE:-$HOME/.cache/wxcube}"
+mkdir -p "$cache"
+
+# The readers and servers the tests prove the output against (DuckDB, PySpark, moto); the
+# benchmarks use its DuckDB.
+venv="$cache/venv"
+
 #   ensure_venv DIR REQUIREMENTS PROBE
 #
 # Builds DIR from REQUIREMENTS unless it was built from the same file and `DIR/bin/python -c PROBE`
@@ -15,4 +22,8 @@ ensure_venv() {
   python3 -m venv "$dir"
   "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$stamp"
+}
+
+ensure_readers() {
+  ensure_venv "$venv" tests/requirements.txt 'import duckdb, moto, pyspark'
 }
