@@ -109,6 +109,15 @@ pub struct ExtractArgs {
     /// Print the planned requests and exit without calling the API or writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run
+    /// killed without a chance to release its lease keeps others off its accounts this long on
+    /// S3; on local disk its lease goes with its process.
+    #[arg(long, default_value_t = crate::write::lease::DEFAULT_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(5..=86_400), value_name = "SECS")]
+    pub lease_secs: u64,
+    /// How long to wait for another run that holds the same accounts and tables before giving
+    /// up (exit 2). A retried task whose first try was killed waits its lease out this way.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400), value_name = "SECS")]
+    pub lease_wait_secs: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -170,4 +179,13 @@ pub struct RebuildArgs {
     /// Tables to rebuild: `all`, or a comma-separated list.
     #[arg(long, default_value = "all")]
     pub tables: String,
+    /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run
+    /// killed without a chance to release its lease keeps others off its accounts this long on
+    /// S3; on local disk its lease goes with its process.
+    #[arg(long, default_value_t = crate::write::lease::DEFAULT_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(5..=86_400), value_name = "SECS")]
+    pub lease_secs: u64,
+    /// How long to wait for another run that holds the same accounts and tables before giving
+    /// up (exit 2). A retried task whose first try was killed waits its lease out this way.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400), value_name = "SECS")]
+    pub lease_wait_secs: u64,
 }

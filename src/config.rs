@@ -39,6 +39,13 @@ pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, Usag
                 "--end {end} is after the latest complete day {latest} (Beijing yesterday, or the day before until 08:00): use --end {latest} or leave --end out"
             ));
         }
+        if let Some(start) = args.start_date
+            && start > end
+        {
+            return usage(format!(
+                "--start-date {start} is after the end {end}: an incremental run would have nothing to do; give an earlier --start-date"
+            ));
+        }
         RangeSpec::Incremental { start: args.start_date, lookback_days: args.lookback_days, end }
     } else {
         RangeSpec::Fixed(resolve_range(args, latest)?)
@@ -61,6 +68,8 @@ pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, Usag
         retry: RetryPolicy { max_retries: args.max_retries, ..RetryPolicy::default() },
         output,
         buckets: args.buckets,
+        lease: Duration::from_secs(args.lease_secs),
+        lease_wait: Duration::from_secs(args.lease_wait_secs),
     })
 }
 

@@ -51,6 +51,8 @@ pub async fn run(
         retry: RetryPolicy::default(),
         output: OutputSpec::Local(args.output.clone()),
         buckets: None,
+        lease: crate::write::lease::DEFAULT_LEASE,
+        lease_wait: Duration::ZERO,
     };
     writeln!(
         out,

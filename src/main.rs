@@ -96,8 +96,9 @@ fn finish(summary: &wxcube::summary::Summary) -> u8 {
             summary.failures
         );
     } else if summary.failures > 0 {
+        let record = summary.run_record.as_deref().map(|r| format!(" (every one in {r})")).unwrap_or_default();
         eprintln!(
-            "error: {} cell(s) failed and were not written; they are listed in the summary's failed_cells, and a re-run fills them",
+            "error: {} cell(s) failed and were not written; the summary's `failed` groups them{record}, and a re-run fills them",
             summary.failures
         );
     }

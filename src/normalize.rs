@@ -35,18 +35,32 @@ pub struct Row {
 }
 
 /// What decoding noticed without failing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Rows dated outside the requested window, dropped.
     pub out_of_window: u64,
     /// Code values with no label in the registry, kept with a null label.
     pub unknown_codes: u64,
+    /// Fields the rows carried that the table does not declare, with the number of rows that
+    /// carried each (in the order first seen: a handful at most).
+    pub unknown_fields: Vec<(String, u64)>,
 }
 
 impl std::ops::AddAssign for Counters {
     fn add_assign(&mut self, o: Self) {
         self.out_of_window += o.out_of_window;
         self.unknown_codes += o.unknown_codes;
+        for (name, rows) in o.unknown_fields {
+            count_field(&mut self.unknown_fields, &name, rows);
+        }
+    }
+}
+
+/// Adds `rows` to the count of the field `name`.
+fn count_field(fields: &mut Vec<(String, u64)>, name: &str, rows: u64) {
+    match fields.iter_mut().find(|(n, _)| n == name) {
+        Some((_, n)) => *n += rows,
+        None => fields.push((name.to_string(), rows)),
     }
 }
 
@@ -115,7 +129,8 @@ impl<'de> ListReader<'de> for Rows<'_> {
         self.fields.clear();
         self.fields.resize(self.table.api_fields.len(), None);
         let mut ref_date = None;
-        while let Some(key) = map.next_key_seed(RowKey(&self.table.api_fields))? {
+        let unknown = &mut self.counters.unknown_fields;
+        while let Some(key) = map.next_key_seed(RowKey { fields: &self.table.api_fields, unknown: &mut *unknown })? {
             match key {
                 Key::RefDate => ref_date = Some(map.next_value_seed(Typed(PhantomData))?),
                 Key::Field(i) => self.fields[i] = Some(map.next_value_seed(Typed(PhantomData))?),
@@ -161,11 +176,16 @@ enum Key {
     RefDate,
     /// Position in the table's `api_fields`.
     Field(usize),
+    /// A field the table does not declare: counted, then skipped.
     Other,
 }
 
-/// Reads a row's key against the table's fields (a handful: a scan is fastest).
-struct RowKey<'n>(&'n [String]);
+/// Reads a row's key against the table's fields (a handful: a scan is fastest), counting
+/// the keys it does not know.
+struct RowKey<'n> {
+    fields: &'n [String],
+    unknown: &'n mut Vec<(String, u64)>,
+}
 
 impl<'de> DeserializeSeed<'de> for RowKey<'_> {
     type Value = Key;
@@ -186,7 +206,13 @@ impl<'de> Visitor<'de> for RowKey<'_> {
         if key == "ref_date" {
             return Ok(Key::RefDate);
         }
-        Ok(self.0.iter().position(|f| f == key).map_or(Key::Other, Key::Field))
+        match self.fields.iter().position(|f| f == key) {
+            Some(i) => Ok(Key::Field(i)),
+            None => {
+                count_field(self.unknown, key, 1);
+                Ok(Key::Other)
+            }
+        }
     }
 }
 
@@ -373,7 +399,10 @@ mod tests {
         ]));
         let mut counters = Counters::default();
         let decoded = decode(t, &rows, window("2024-03-01", "2024-03-01"), &mut counters).unwrap();
-        assert_eq!(counters, Counters { out_of_window: 0, unknown_codes: 1 });
+        assert_eq!(
+            counters,
+            Counters { out_of_window: 0, unknown_codes: 1, unknown_fields: vec![("user_source".into(), 1)] }
+        );
         let pairs: Vec<(&str, &Row)> = decoded.iter().map(|r| ("wxa", r)).collect();
         let batch = to_batch(t, &pairs, 1_700_000_000_000_000);
         assert_eq!(batch.schema(), t.schema());

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use futures::StreamExt;
@@ -25,9 +25,10 @@ use crate::normalize::{self, Counters, Row};
 use crate::plan;
 use crate::registry::{self, Table};
 use crate::summary::TableSummary;
+use crate::write::lease::{Claim, LeaseCheck, RunId};
 use crate::write::raw::RawObject;
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{Dataset, WriteError, Written};
+use crate::write::{BucketWrite, Dataset, WriteError, Written};
 
 /// Days decoded at once.
 const CHUNK_DAYS: u64 = 7;
@@ -45,12 +46,45 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> anyhow::Result
         return Err(UsageError(format!("{spec} is not a wxcube output (no _wxcube/dataset.json)")).into());
     }
     let dataset = Arc::new(Dataset::open(output, None).await?);
+    // A rebuild rewrites the files of every account with stored answers: it leases them like a
+    // run, so a scheduled run of the same accounts and tables is not fetching them meanwhile.
+    let mut accounts: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+    for table in &tables {
+        for appid in dataset.raw_accounts(table).await? {
+            accounts.entry(dataset.bucket_of(&appid)).or_default().insert(appid.to_string());
+        }
+    }
+    let claim = Claim {
+        run: RunId::new(),
+        command: "rebuild",
+        tables: tables.iter().map(|t| t.name.clone()).collect(),
+        accounts,
+        duration: Duration::from_secs(args.lease_secs),
+        wait: Duration::from_secs(args.lease_wait_secs),
+    };
+    let leases = dataset.lease(claim).await.map_err(|e| match e {
+        WriteError::LeaseHeld(why) => anyhow::Error::new(UsageError(why)),
+        other => anyhow::Error::new(other),
+    })?;
     let extracted_at = Utc::now().timestamp_micros();
     let mut summary = BTreeMap::new();
     let mut failures = 0u64;
+    let mut outcome = Ok(());
     for table in &tables {
-        let objects = dataset.list_raw(table).await?;
-        let (figures, failed) = rebuild_table(&dataset, table, &objects, extracted_at).await?;
+        let objects = match dataset.list_raw(table).await {
+            Ok(objects) => objects,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        let (figures, failed) = match rebuild_table(&dataset, &leases.checker(), table, &objects, extracted_at).await {
+            Ok(done) => done,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
         writeln!(
             out,
             "  {:<24} {:>7} rows  {:>5} file(s) written  from {} raw answer(s)",
@@ -62,6 +96,8 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> anyhow::Result
         failures += failed;
         summary.insert(table.name.clone(), figures);
     }
+    leases.release().await;
+    outcome?;
     let line = serde_json::json!({
         "wxcube": env!("CARGO_PKG_VERSION"),
         "command": "rebuild",
@@ -85,13 +121,15 @@ const PARALLEL: usize = 8;
 /// What one stored answer gave: the periods it covered and its rows, or why it is unusable.
 type Decoded = Result<(Vec<NaiveDate>, Vec<Row>), String>;
 
-/// Rebuilds one table; returns its figures and the number of answers that could not be used.
+/// Rebuilds one table; returns its figures and the number of answers and files that could not
+/// be used (a bad bucket file fails its accounts' dates, the rebuild goes on).
 ///
 /// Chunk by chunk: the answers overlapping the chunk are decoded in parallel (results kept in
 /// the answers' order, so the newest still wins), then the chunk's dates are handed to writer
 /// tasks that run while the next chunk is decoded. At most two chunks are held at once.
 async fn rebuild_table(
     dataset: &Arc<Dataset>,
+    leases: &LeaseCheck,
     table: &Arc<Table>,
     objects: &[RawObject],
     extracted_at: i64,
@@ -103,7 +141,7 @@ async fn rebuild_table(
     else {
         return Ok((figures, 0));
     };
-    let mut writing: Vec<JoinHandle<Result<Written, WriteError>>> = Vec::new();
+    let mut writing: Vec<JoinHandle<Result<(Written, u64), WriteError>>> = Vec::new();
     let mut start = first;
     while start <= last {
         let chunk = DateRange::new(start, (start + Days::new(CHUNK_DAYS - 1)).min(last)).expect("start <= last");
@@ -147,16 +185,38 @@ async fn rebuild_table(
         }
         // The previous chunk's writes end before this chunk's start: memory stays at two chunks.
         for written in futures::future::join_all(writing.drain(..)).await {
-            add(&mut figures, written.expect("a write task panicked")?);
+            let (written, bad) = written.expect("a write task panicked")?;
+            add(&mut figures, written);
+            failed += bad;
         }
-        let writes = cells.into_iter().map(|(day, accounts)| {
-            let (dataset, table) = (Arc::clone(dataset), Arc::clone(table));
+        let writes = cells.into_iter().map(|(day, mut accounts)| {
+            let (dataset, table, leases) = (Arc::clone(dataset), Arc::clone(table), leases.clone());
             async move {
+                let mut bad = 0;
+                accounts.retain(|appid, _| match leases.check(dataset.bucket_of(appid)) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::error!(appid = %appid, table = %table, date = %day, "{why}");
+                        bad += 1;
+                        false
+                    }
+                });
                 let pairs: Vec<(&str, &Row)> =
                     accounts.iter().flat_map(|(a, rows)| rows.iter().map(move |r| (a.as_str(), r))).collect();
                 let batch = normalize::to_batch(&table, &pairs, extracted_at);
                 let who: BTreeSet<AppId> = accounts.keys().cloned().collect();
-                dataset.replace(&table, day, &who, &batch).await
+                let mut written = Written::default();
+                for BucketWrite { result, .. } in dataset.replace(&table, day, &who, &batch).await {
+                    match result {
+                        Ok(w) => written += w,
+                        Err(e) if e.is_outage() => return Err(e),
+                        Err(e) => {
+                            tracing::error!(table = %table, date = %day, "{e}");
+                            bad += 1;
+                        }
+                    }
+                }
+                Ok((written, bad))
             }
         });
         let limit = Arc::new(Semaphore::new(PARALLEL));
@@ -172,7 +232,9 @@ async fn rebuild_table(
         start = chunk.end() + Days::new(1);
     }
     for written in futures::future::join_all(writing).await {
-        add(&mut figures, written.expect("a write task panicked")?);
+        let (written, bad) = written.expect("a write task panicked")?;
+        add(&mut figures, written);
+        failed += bad;
     }
     Ok((figures, failed))
 }
@@ -191,5 +253,4 @@ fn decode_answer(table: &Table, object: &RawObject, body: &[u8], chunk: DateRang
 fn add(figures: &mut TableSummary, written: Written) {
     figures.rows += written.rows;
     figures.files_written += written.files_written;
-    figures.files_removed += written.files_removed;
 }

@@ -25,13 +25,9 @@ pub(super) async fn save_state(
         by_bucket.entry(ctx.dataset.bucket_of(&live.session.appid)).or_default().push(i);
     }
     for (bucket, members) in by_bucket {
-        let mut state = match ctx.dataset.load_state(bucket).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(bucket, "cannot read the incremental state, not updating it: {e}");
-                continue;
-            }
-        };
+        // (appid, table, since if new, through): this run's progress, applied to the state as
+        // it is when written, so that another run's progress in the same bucket is kept.
+        let mut progress: Vec<(&str, &str, NaiveDate, NaiveDate)> = Vec::new();
         for i in members {
             let appid = ctx.accounts[i].session.appid.as_str();
             for table in &config.tables {
@@ -52,14 +48,19 @@ pub(super) async fn save_state(
                     // Nothing was due (e.g. no week has ended since): the range is complete.
                     through = through.max(range.begin() - Days::new(1));
                 }
-                let previous = state.get(appid, &table.name);
-                let since = previous.map_or(range.begin(), |p| p.since.0);
-                if previous.is_none_or(|p| through > p.through.0) {
-                    state.set(appid, &table.name, since, through.max(since - Days::new(1)));
-                }
+                progress.push((appid, table.name.as_str(), range.begin(), through));
             }
         }
-        if let Err(e) = ctx.dataset.save_state(bucket, &state).await {
+        let apply = |state: &mut crate::write::state::BucketState| {
+            for &(appid, table, begin, through) in &progress {
+                let previous = state.get(appid, table);
+                let since = previous.map_or(begin, |p| p.since.0);
+                if previous.is_none_or(|p| through > p.through.0) {
+                    state.set(appid, table, since, through.max(since - Days::new(1)));
+                }
+            }
+        };
+        if let Err(e) = ctx.dataset.update_state(bucket, apply).await {
             tracing::error!(bucket, "cannot save the incremental state: {e}; the next run repeats this one's work");
         }
     }

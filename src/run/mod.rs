@@ -28,9 +28,10 @@ use crate::plan::Window;
 use crate::progress::Progress;
 use crate::registry::Table;
 use crate::shard::Shard;
-use crate::summary::{AccountSummary, FailedCell, Summary, TableSummary};
+use crate::summary::{AccountSummary, FailedCell, RunRecord, Summary, TableSummary};
+use crate::write::lease::{Claim, Leases, RunId};
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{Dataset, Written};
+use crate::write::{BucketWrite, Dataset, WriteError, Written};
 
 mod incremental;
 mod units;
@@ -72,6 +73,10 @@ pub struct RunConfig {
     pub retry: RetryPolicy,
     pub output: OutputSpec,
     pub buckets: Option<u32>,
+    /// How long a lease outlives its last renewal (`--lease-secs`).
+    pub lease: Duration,
+    /// How long to wait for another run's lease on the same pairs (`--lease-wait-secs`).
+    pub lease_wait: Duration,
 }
 
 /// Failures that stop the run before any data request: configuration, not data (exit 2).
@@ -81,6 +86,18 @@ pub enum RunError {
     Output(String),
     #[error("{0}")]
     Credentials(String),
+    /// Another live run works on the same (account, table) pairs.
+    #[error("{0}")]
+    LeaseHeld(String),
+}
+
+impl From<WriteError> for RunError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::LeaseHeld(why) => RunError::LeaseHeld(why),
+            other => RunError::Output(other.to_string()),
+        }
+    }
 }
 
 /// Per-table counters, shared by the units of the table.
@@ -89,9 +106,10 @@ struct TableStats {
     requests: AtomicU64,
     rows: AtomicU64,
     files_written: AtomicU64,
-    files_removed: AtomicU64,
     out_of_window: AtomicU64,
     unknown_codes: AtomicU64,
+    /// Undeclared fields the answers carried: name → rows.
+    unknown_fields: Mutex<BTreeMap<String, u64>>,
 }
 
 /// An account during the run, and what has stopped for it.
@@ -129,7 +147,8 @@ impl Live {
 
 struct Context {
     extractor: Extractor,
-    dataset: Dataset,
+    dataset: Arc<Dataset>,
+    leases: Leases,
     accounts: Vec<Live>,
     stats: HashMap<String, TableStats>,
     failures: Mutex<Vec<FailedCell>>,
@@ -140,6 +159,8 @@ struct Context {
     keep_raw: bool,
     progress: Progress,
     rows: AtomicU64,
+    /// Undeclared fields already reported in the log.
+    unknown_fields_seen: Mutex<BTreeSet<String>>,
 }
 
 impl Context {
@@ -173,6 +194,7 @@ impl Context {
 /// writes under way finish, and the summary reports the run as stopped.
 pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summary, RunError> {
     let started = Instant::now();
+    let run_id = RunId::new();
     let extracted_at_micros = Utc::now().timestamp_micros();
     let prepared = prepare(&config).await?;
     let units = prepared.units(&config)?;
@@ -184,13 +206,13 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         Some(output) => output.clone(),
         None => Output::open(&config.output).map_err(RunError::Output)?,
     };
-    let dataset = Dataset::open(output, Some(prepared.buckets)).await.map_err(|e| RunError::Output(e.to_string()))?;
-    let buckets: BTreeSet<u32> = accounts.iter().map(|l| dataset.bucket_of(&l.session.appid)).collect();
-    let leases = dataset.lease_buckets(&buckets).await.map_err(|e| RunError::Output(e.to_string()))?;
+    let dataset = Arc::new(Dataset::open(output, Some(prepared.buckets)).await?);
+    let leases = dataset.lease(claim(&config, &dataset, &accounts, &run_id)).await?;
     let stats = config.tables.iter().map(|t| (t.name.clone(), TableStats::default())).collect();
     let ctx = Arc::new(Context {
         extractor,
         dataset,
+        leases,
         accounts,
         stats,
         failures: Mutex::new(Vec::new()),
@@ -199,14 +221,15 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         keep_raw: config.keep_raw,
         progress: Progress::start(units.iter().map(|u| u.members.len() as u64).sum()),
         rows: AtomicU64::new(0),
+        unknown_fields_seen: Mutex::default(),
     });
 
-    let planned = planned_per_table(&config, &units);
     // Units in flight: enough that requests keep flowing while other units write (a unit's
     // files cost fsyncs or S3 round trips), few enough that memory stays bounded — each unit
-    // holds one window of its accounts' rows until written.
+    // holds one window of its accounts' rows until written. Units that write the same file
+    // wait for each other there (see `write::commit`).
     let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 2 * config.concurrency.max(2));
-    tracing::info!(tables = config.tables.len(), accounts = prepared.accounts.len(), requests = planned.values().sum::<u64>(), latest = %config.latest, "starting extraction");
+    tracing::info!(run = %run_id, tables = config.tables.len(), accounts = prepared.accounts.len(), requests = units.iter().map(|u| u.members.len()).sum::<usize>(), latest = %config.latest, "starting extraction");
     futures::stream::iter(units.clone())
         .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))
         .buffer_unordered(in_flight)
@@ -217,14 +240,43 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
             }
         })
         .await;
-
     ctx.progress.finish();
+    let ctx = Arc::into_inner(ctx).expect("every unit has finished");
+    Ok(finish(ctx, &config, &prepared, &units, run_id, started).await)
+}
+
+/// What this run leases: its tables, for its accounts, bucket by bucket.
+fn claim(config: &RunConfig, dataset: &Dataset, accounts: &[Live], run: &RunId) -> Claim {
+    let mut by_bucket: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+    for live in accounts {
+        by_bucket.entry(dataset.bucket_of(&live.session.appid)).or_default().insert(live.session.appid.to_string());
+    }
+    Claim {
+        run: run.clone(),
+        command: "extract",
+        tables: config.tables.iter().map(|t| t.name.clone()).collect(),
+        accounts: by_bucket,
+        duration: config.lease,
+        wait: config.lease_wait,
+    }
+}
+
+/// After the last unit: the incremental state, the run's record, the leases given back, and
+/// the summary.
+async fn finish(
+    ctx: Context,
+    config: &RunConfig,
+    prepared: &Prepared,
+    units: &[Unit],
+    run_id: RunId,
+    started: Instant,
+) -> Summary {
     let mut failed_cells = std::mem::take(&mut *ctx.failures.lock().unwrap());
     failed_cells.sort();
     if let RangeSpec::Incremental { .. } = config.range {
-        incremental::save_state(&ctx, &config, &prepared, &units, &failed_cells).await;
+        incremental::save_state(&ctx, config, prepared, units, &failed_cells).await;
     }
-    leases.release().await;
+    let planned = planned_per_table(config, units);
     let mut tables = BTreeMap::new();
     for t in &config.tables {
         let s = &ctx.stats[&t.name];
@@ -236,39 +288,46 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
                 requests: get(&s.requests),
                 rows: get(&s.rows),
                 files_written: get(&s.files_written),
-                files_removed: get(&s.files_removed),
                 failures: failed_cells.iter().filter(|c| c.table == t.name).count() as u64,
                 out_of_window_rows: get(&s.out_of_window),
                 unknown_codes: get(&s.unknown_codes),
+                unknown_fields: s.unknown_fields.lock().unwrap().clone(),
             },
         );
     }
-    let per_account = ctx
-        .accounts
-        .iter()
-        .map(|l| {
-            let mine: Vec<&FailedCell> = failed_cells.iter().filter(|c| c.appid == l.session.appid.as_str()).collect();
-            AccountSummary {
-                appid: l.session.appid.to_string(),
-                status: if mine.is_empty() {
-                    "ok"
-                } else if l.rows.load(Ordering::Relaxed) == 0 {
-                    "failed"
-                } else {
-                    "partial"
-                },
-                rows: l.rows.load(Ordering::Relaxed),
-                failures: mine.len() as u64,
-                error: mine
-                    .iter()
-                    .find(|c| !c.error.starts_with("skipped") && !c.error.starts_with("not fetched"))
-                    .or(mine.first())
-                    .map(|c| c.error.clone()),
-            }
-        })
-        .collect();
+    let per_account = ctx.accounts.iter().map(|l| account_summary(l, &failed_cells)).collect();
     let stopped = ctx.extractor.stopped();
-    Ok(summary(&config, &units, tables, per_account, failed_cells, stopped, started))
+    let mut summary = summary(config, units, tables, per_account, &failed_cells, stopped, started);
+    summary.run = Some(run_id.to_string());
+    let record = serde_json::to_vec(&RunRecord { summary: &summary, failed_cells: &failed_cells })
+        .expect("a run record serialises");
+    match ctx.dataset.put_run_record(run_id.as_str(), record.into()).await {
+        Ok(url) => summary.run_record = Some(url),
+        Err(e) => tracing::warn!("cannot keep the run's record (the summary line has the grouped failures): {e}"),
+    }
+    ctx.leases.release().await;
+    summary
+}
+
+fn account_summary(l: &Live, failed_cells: &[FailedCell]) -> AccountSummary {
+    let mine: Vec<&FailedCell> = failed_cells.iter().filter(|c| c.appid == l.session.appid.as_str()).collect();
+    AccountSummary {
+        appid: l.session.appid.to_string(),
+        status: if mine.is_empty() {
+            "ok"
+        } else if l.rows.load(Ordering::Relaxed) == 0 {
+            "failed"
+        } else {
+            "partial"
+        },
+        rows: l.rows.load(Ordering::Relaxed),
+        failures: mine.len() as u64,
+        error: mine
+            .iter()
+            .find(|c| !c.error.starts_with("skipped") && !c.error.starts_with("not fetched"))
+            .or(mine.first())
+            .map(|c| c.error.clone()),
+    }
 }
 
 /// Requests planned per table (windows × their accounts).
@@ -285,11 +344,12 @@ fn summary(
     units: &[Unit],
     tables: BTreeMap<String, TableSummary>,
     per_account: Vec<AccountSummary>,
-    failed_cells: Vec<FailedCell>,
+    failed_cells: &[FailedCell],
     stopped: bool,
     started: Instant,
 ) -> Summary {
     let failures = failed_cells.len() as u64;
+    let (failed, failed_groups_omitted) = crate::summary::group_failures(failed_cells);
     let (begin, end) = match config.range {
         RangeSpec::Fixed(r) => (r.begin().to_string(), r.end().to_string()),
         RangeSpec::Incremental { end, .. } => {
@@ -321,7 +381,10 @@ fn summary(
         peak_rss_kb: crate::summary::peak_rss_kb(),
         tables,
         per_account,
-        failed_cells,
+        failed,
+        failed_groups_omitted,
+        run: None,
+        run_record: None,
     }
 }
 
@@ -336,7 +399,7 @@ pub async fn dry_run(config: &RunConfig) -> Result<(Vec<Unit>, Summary), RunErro
         .iter()
         .map(|a| AccountSummary { appid: a.appid.to_string(), status: "ok", rows: 0, failures: 0, error: None })
         .collect();
-    let summary = summary(config, &units, tables, per_account, Vec::new(), false, Instant::now());
+    let summary = summary(config, &units, tables, per_account, &[], false, Instant::now());
     Ok((units, summary))
 }
 
@@ -372,7 +435,6 @@ async fn preflight(extractor: &Extractor, accounts: &[Account], per_account: usi
 /// Fetches one window for its accounts, then writes it.
 async fn run_unit(ctx: Arc<Context>, unit: Unit) {
     let Unit { table, window, members } = unit;
-    let stats = &ctx.stats[&table.name];
     let members: Vec<&Live> = members.iter().map(|&i| &ctx.accounts[i]).collect();
     let store_failed = ctx.store_failed.lock().unwrap().clone();
     let skip = match store_failed {
@@ -389,7 +451,8 @@ async fn run_unit(ctx: Arc<Context>, unit: Unit) {
     let fetches = members.iter().map(|live| {
         let (ctx, table, window) = (&ctx, &table, &window);
         async move {
-            if let Some(why) = live.skip_reason(table) {
+            let lease = ctx.leases.check(ctx.dataset.bucket_of(&live.session.appid)).err();
+            if let Some(why) = lease.or_else(|| live.skip_reason(table)) {
                 ctx.skip(table, &live.session.appid, window.range, why);
                 return None;
             }
@@ -410,40 +473,68 @@ async fn run_unit(ctx: Arc<Context>, unit: Unit) {
     if fetched.is_empty() {
         return;
     }
-    // Every period the window asked for is replaced, rows or not; so is any other in-window
-    // date the API chose to send.
-    let mut by_date: BTreeMap<NaiveDate, Vec<(&str, &Row)>> = window.periods.iter().map(|d| (*d, Vec::new())).collect();
-    for (live, rows) in &fetched {
-        for row in rows {
-            by_date.entry(row.ref_date).or_default().push((live.session.appid.as_str(), row));
-        }
-    }
-    let accounts: BTreeSet<AppId> = fetched.iter().map(|(l, _)| l.session.appid.clone()).collect();
-    for (date, rows) in by_date {
-        let batch = normalize::to_batch(&table, &rows, ctx.extracted_at_micros);
-        match ctx.dataset.replace(&table, date, &accounts, &batch).await {
-            Ok(Written { files_written, files_removed, rows }) => {
-                stats.files_written.fetch_add(files_written, Ordering::Relaxed);
-                stats.files_removed.fetch_add(files_removed, Ordering::Relaxed);
-                stats.rows.fetch_add(rows, Ordering::Relaxed);
-            }
-            Err(e) => {
-                let why = format!("write {}: {e}", table.name);
-                ctx.store_failed.lock().unwrap().get_or_insert_with(|| why.clone());
-                for appid in &accounts {
-                    ctx.fail(&table, appid, window.range, why.clone());
-                }
-                // The remaining dates of this window stay as they were; the cell is reported
-                // failed and a re-run rewrites it whole.
-                return;
-            }
-        }
-    }
-    for (live, rows) in &fetched {
+    let written = write_window(&ctx, &table, &window, &fetched).await;
+    for (live, rows) in fetched.iter().filter(|(l, _)| written.contains(&l.session.appid)) {
         live.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
         let total = ctx.rows.fetch_add(rows.len() as u64, Ordering::Relaxed) + rows.len() as u64;
         ctx.progress.cell_done(total);
     }
+}
+
+/// Writes one fetched window, date by date; returns the accounts whose cell is now written
+/// whole. Every other account's cell has been failed with the reason.
+async fn write_window(ctx: &Context, table: &Table, window: &Window, fetched: &[(&Live, Vec<Row>)]) -> BTreeSet<AppId> {
+    let stats = &ctx.stats[&table.name];
+    // Every period the window asked for is replaced, rows or not; so is any other in-window
+    // date the API chose to send.
+    let mut by_date: BTreeMap<NaiveDate, Vec<(&str, &Row)>> = window.periods.iter().map(|d| (*d, Vec::new())).collect();
+    for (live, rows) in fetched {
+        for row in rows {
+            by_date.entry(row.ref_date).or_default().push((live.session.appid.as_str(), row));
+        }
+    }
+    let mut accounts: BTreeSet<AppId> = fetched.iter().map(|(l, _)| l.session.appid.clone()).collect();
+    for (date, rows) in by_date {
+        // A bucket whose lease this run lost is not written any more.
+        for appid in accounts.clone() {
+            if let Err(why) = ctx.leases.check(ctx.dataset.bucket_of(&appid)) {
+                ctx.fail(table, &appid, window.range, why);
+                accounts.remove(&appid);
+            }
+        }
+        if accounts.is_empty() {
+            break;
+        }
+        let rows: Vec<(&str, &Row)> =
+            rows.into_iter().filter(|(a, _)| accounts.iter().any(|x| x.as_str() == *a)).collect();
+        let batch = normalize::to_batch(table, &rows, ctx.extracted_at_micros);
+        for BucketWrite { bucket, result } in ctx.dataset.replace(table, date, &accounts, &batch).await {
+            let e = match result {
+                Ok(Written { files_written, rows }) => {
+                    stats.files_written.fetch_add(files_written, Ordering::Relaxed);
+                    stats.rows.fetch_add(rows, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let why = format!("write {}: {e}", table.name);
+            if e.is_outage() {
+                // The store is failing: later windows are not fetched; this one stays as it was
+                // from here on, and is reported failed so that a re-run rewrites it whole.
+                ctx.store_failed.lock().unwrap().get_or_insert_with(|| why.clone());
+                for appid in &accounts {
+                    ctx.fail(table, appid, window.range, why.clone());
+                }
+                return BTreeSet::new();
+            }
+            // A file that cannot be merged with fails the cells of its accounts only.
+            for appid in accounts.clone().iter().filter(|a| ctx.dataset.bucket_of(a) == bucket) {
+                ctx.fail(table, appid, window.range, why.clone());
+                accounts.remove(appid);
+            }
+        }
+    }
+    accounts
 }
 
 /// Why a cell failed; `news` is false when an earlier failure of the account (or of the table
@@ -458,7 +549,7 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
     let stats = &ctx.stats[&table.name];
     let fetched = ctx.extractor.fetch_periods(&live.session, table, &window.periods, &stats.requests).await.map_err(
         |failure| {
-            let why = format!("{} {}: {}", table.endpoint, window.range, failure.error);
+            let why = format!("{}: {}", table.endpoint, failure.error);
             let news = live.stop(failure.scope, table, &why) && !matches!(failure.error, CallError::Stopped);
             CellError { why, news }
         },
@@ -467,13 +558,14 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
     for Fetched { range, body } in fetched {
         if ctx.keep_raw {
             ctx.dataset.put_raw(table, &live.session.appid, range, &body).await.map_err(|e| CellError {
-                why: format!("{} {range}: keeping the raw answer: {e}", table.endpoint),
+                why: format!("{}: keeping the raw answer: {e}", table.endpoint),
                 news: true,
             })?;
         }
         let mut counters = Counters::default();
         let decoded = normalize::decode(table, &body, range, &mut counters)
-            .map_err(|e| CellError { why: format!("{} {range}: {e}", table.endpoint), news: true })?;
+            .map_err(|e| CellError { why: format!("{}: {e}", table.endpoint), news: true })?;
+        note_unknown_fields(ctx, table, &counters.unknown_fields);
         rows.extend(decoded);
         if counters.out_of_window > 0 {
             tracing::warn!(appid = %live.session.appid, table = %table, window = %range, rows = counters.out_of_window, "the API sent rows dated outside the window; they were dropped");
@@ -482,4 +574,20 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
         stats.unknown_codes.fetch_add(counters.unknown_codes, Ordering::Relaxed);
     }
     Ok(rows)
+}
+
+/// Counts the fields an answer carried that the table does not declare, and says so once per
+/// run and field: wxcube does not write them, and whoever reads the summary should know.
+fn note_unknown_fields(ctx: &Context, table: &Table, fields: &[(String, u64)]) {
+    if fields.is_empty() {
+        return;
+    }
+    let stats = &ctx.stats[&table.name];
+    let mut counts = stats.unknown_fields.lock().unwrap();
+    for (name, rows) in fields {
+        *counts.entry(name.clone()).or_insert(0) += rows;
+        if ctx.unknown_fields_seen.lock().unwrap().insert(name.clone()) {
+            tracing::warn!(table = %table, field = %name, "{} answers carry a field no table declares; it is not written (each table's unknown_fields in the summary counts it)", table.endpoint);
+        }
+    }
 }

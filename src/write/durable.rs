@@ -67,6 +67,31 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Opens (creating it and its folders if need be) the lock file `path` and takes an exclusive
+/// `flock` on it, waiting for any other holder; dropping the file releases it. The kernel
+/// releases it too when the process dies, whatever the way.
+pub fn lock_exclusive(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// Like [`lock_exclusive`], but gives up at once: `Ok(None)` while another holds the lock.
+pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +106,18 @@ mod tests {
         publish(&staging.join("2"), &dest, b"second").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"second");
         assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "nothing is left in staging");
+    }
+
+    #[test]
+    fn a_file_lock_excludes_every_other_holder_until_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("locks/0001.lock");
+        let held = lock_exclusive(&path).unwrap();
+        // A second open file description, as another process would have, is refused…
+        assert!(try_lock_exclusive(&path).unwrap().is_none());
+        drop(held);
+        // …until the holder lets go.
+        assert!(try_lock_exclusive(&path).unwrap().is_some());
     }
 
     #[test]

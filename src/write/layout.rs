@@ -4,6 +4,12 @@
 //! <output>/<table>/ref_date=YYYY-MM-DD/part-<BB>.parquet   data, one file per bucket
 //! <output>/_wxcube/dataset.json                              settings fixed at first write
 //! <output>/_wxcube/staging/…                                 local disk only: files being written
+//! <output>/_wxcube/state/bucket-<BB>.json                    incremental state (write::state)
+//! <output>/_wxcube/locks/bucket-<BB>.json                    leases (write::lease)
+//! <output>/_wxcube/locks/runs/<run>.lock                     local disk: held by a live run
+//! <output>/_wxcube/locks/files/<NNNN>.lock                   local disk: read–merge–write locks
+//! <output>/_wxcube/runs/<run>.json                           each run's record, every failed cell
+//! <output>/_wxcube/raw/<table>/<appid>/<begin>_<end>.json.zst   --keep-raw answers (write::raw)
 //! ```
 //!
 //! Readers (DuckDB's `hive_partitioning`, Spark's partition discovery) take `ref_date` from the
@@ -50,6 +56,27 @@ pub fn settings_path(root: &Path) -> Path {
 
 pub fn staging_dir(root: &Path) -> Path {
     root.clone().join(META_DIR).join("staging")
+}
+
+/// The lease object of one bucket: who is working on which of its accounts.
+pub fn lease_path(root: &Path, bucket: u32) -> Path {
+    root.clone().join(META_DIR).join("locks").join(format!("bucket-{bucket:02}.json"))
+}
+
+/// The lock file a run holds for its whole life (local disk): its lease holders are alive
+/// while it is locked.
+pub fn run_lock_path(root: &Path, run: &str) -> Path {
+    root.clone().join(META_DIR).join("locks").join("runs").join(format!("{run}.lock"))
+}
+
+/// The lock files that guard read–merge–write of local files (see `write::commit`).
+pub fn file_locks_dir(root: &Path) -> Path {
+    root.clone().join(META_DIR).join("locks").join("files")
+}
+
+/// Each run's full record: its summary with every failed cell.
+pub fn run_record_path(root: &Path, run: &str) -> Path {
+    root.clone().join(META_DIR).join("runs").join(format!("{run}.json"))
 }
 
 #[cfg(test)]

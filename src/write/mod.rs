@@ -16,18 +16,21 @@
 //! - **Bounded files**: files per partition are bounded by the bucket count `B`, fixed when the
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 
+mod commit;
 mod durable;
 pub mod layout;
-pub mod lock;
+pub mod lease;
+mod merge;
 pub mod raw;
+pub mod runs;
 pub mod state;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
@@ -41,6 +44,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AppId;
 use crate::registry::Table;
+use commit::{Decision, PathLocks};
+use merge::Merged;
 use store::Output;
 
 /// Bucket files of one date written at the same time.
@@ -60,27 +65,59 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The store failed or refused, after its own retries: an outage, not one file's fault.
     #[error("{path}: {source}")]
     Store { path: String, source: object_store::Error },
+    /// Reading or writing a local file failed (disk full, permissions): an outage too.
     #[error("{path}: {message}")]
-    File { path: String, message: String },
+    Io { path: String, message: String },
+    /// A file at a path wxcube owns holds something it cannot merge with (not Parquet, another
+    /// schema, unreadable JSON): the cells that need it fail, the rest of the run goes on.
+    #[error("{path}: {message}")]
+    BadFile { path: String, message: String },
+    /// The output's settings forbid the run (another bucket count, a newer format, a store
+    /// without conditional writes): nothing can be written.
     #[error("{0}")]
     Settings(String),
+    /// Another live run holds a lease on the same (account, table) pairs.
+    #[error("{0}")]
+    LeaseHeld(String),
+}
+
+impl WriteError {
+    /// Whether the store itself is failing, so that further writes are pointless.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, WriteError::Store { .. } | WriteError::Io { .. } | WriteError::Settings(_))
+    }
 }
 
 /// What one replace did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Written {
     pub files_written: u64,
-    pub files_removed: u64,
     /// Rows of the run's accounts now in the files.
     pub rows: u64,
+}
+
+impl std::ops::AddAssign for Written {
+    fn add_assign(&mut self, o: Self) {
+        self.files_written += o.files_written;
+        self.rows += o.rows;
+    }
+}
+
+/// The outcome of replacing one bucket file: which accounts it was for, and how it went.
+pub struct BucketWrite {
+    pub bucket: u32,
+    pub result: Result<Written, WriteError>,
 }
 
 pub struct Dataset {
     output: Output,
     settings: Settings,
     unique: AtomicU64,
+    /// Tasks of this process writing the same object wait for each other (see `commit`).
+    path_locks: PathLocks,
 }
 
 impl Dataset {
@@ -142,7 +179,7 @@ impl Dataset {
             }
         };
         Self::check(&output, &settings, buckets)?;
-        let dataset = Self { output, settings, unique: AtomicU64::new(0) };
+        let dataset = Self { output, settings, unique: AtomicU64::new(0), path_locks: PathLocks::default() };
         dataset.clean_staging().await;
         Ok(dataset)
     }
@@ -163,7 +200,12 @@ impl Dataset {
             }
         };
         for path in stale {
-            if let Err(e) = self.output.store.delete(&path).await {
+            // Removed by hand, not by the store: its clean-up of emptied folders could pull the
+            // staging folder from under another run about to stage a file there.
+            let file = self.output.local_path(&path).expect("a local output");
+            if let Err(e) = std::fs::remove_file(&file)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
                 tracing::warn!(path = %path, error = %e, "cannot remove a stale staging file");
             }
         }
@@ -178,14 +220,15 @@ impl Dataset {
     }
 
     /// Replaces the rows of `accounts` on `date` of `table` by `rows` (which must hold only
-    /// rows of those accounts, all dated `date`), bucket file by bucket file.
+    /// rows of those accounts, all dated `date`), bucket file by bucket file; says how each
+    /// bucket went, so that a bad file fails only the accounts it holds.
     pub async fn replace(
         &self,
         table: &Table,
         date: NaiveDate,
         accounts: &BTreeSet<AppId>,
         rows: &RecordBatch,
-    ) -> Result<Written, WriteError> {
+    ) -> Vec<BucketWrite> {
         let mut by_bucket: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
         for a in accounts {
             by_bucket.entry(self.bucket_of(a)).or_default().insert(a.as_str());
@@ -193,22 +236,17 @@ impl Dataset {
         // Bucket files are independent: write several at once, so the store's latency (an fsync
         // on disk, a round trip on S3) overlaps instead of adding up.
         let mut writes = Vec::with_capacity(by_bucket.len());
-        for (bucket, members) in &by_bucket {
-            let new_rows = select_accounts(table, rows, |a| members.contains(a));
-            writes.push(self.replace_bucket(table, date, *bucket, members, new_rows));
+        for (&bucket, members) in &by_bucket {
+            let new_rows = merge::select_accounts(table, rows, |a| members.contains(a));
+            writes.push(async move {
+                BucketWrite { bucket, result: self.replace_bucket(table, date, bucket, members, new_rows).await }
+            });
         }
-        let results: Vec<Result<Written, WriteError>> =
-            futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES).collect().await;
-        let mut total = Written::default();
-        for w in results {
-            let w = w?;
-            total.files_written += w.files_written;
-            total.files_removed += w.files_removed;
-            total.rows += w.rows;
-        }
-        Ok(total)
+        futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES).collect().await
     }
 
+    /// Read, merge and write one bucket file as one conditional update (see `commit`): a
+    /// writer that meets another re-reads and re-merges, it never overwrites.
     async fn replace_bucket(
         &self,
         table: &Table,
@@ -217,38 +255,26 @@ impl Dataset {
         members: &BTreeSet<&str>,
         new_rows: RecordBatch,
     ) -> Result<Written, WriteError> {
-        let store = &self.output.store;
         let path = layout::data_path(&self.output.root, &table.name, date, bucket);
-        let existing = match store.get(&path).await {
-            Ok(found) => Some(found.bytes().await.map_err(|source| self.store_err(&path, source))?),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(source) => return Err(self.store_err(&path, source)),
-        };
-        if existing.is_none() && new_rows.num_rows() == 0 {
-            return Ok(Written::default());
-        }
-        let mut parts = vec![];
         let rows = new_rows.num_rows() as u64;
-        if let Some(bytes) = &existing {
-            let old = read_parquet(table, bytes.clone())
-                .map_err(|message| WriteError::File { path: self.output.url_of(&path), message })?;
-            if same_values(table, &select_accounts(table, &old, |a| members.contains(a)), &new_rows) {
-                // Nothing changed: the file stays as it is, byte for byte (and its rows keep the
-                // extracted_at of when these values were first fetched).
-                return Ok(Written { files_written: 0, files_removed: 0, rows });
+        self.update(&path, |existing| {
+            let old = existing.map(|bytes| read_parquet(table, bytes.clone())).transpose().map_err(|message| {
+                WriteError::BadFile { path: self.output.url_of(&path), message: bad_file_fix(&message, date) }
+            })?;
+            match merge::merge(table, old.as_ref(), members, &new_rows) {
+                // Nothing changed: the file stays as it is, byte for byte.
+                Merged::Unchanged => Ok(Decision::Keep(Written { files_written: 0, rows })),
+                // A file left without rows is kept, empty, rather than deleted: a delete cannot be
+                // made conditional on the version read (object_store has no conditional delete),
+                // and an unconditional one could remove rows another writer has just merged in.
+                Merged::Rows(merged) => {
+                    let bytes = encode_parquet(table, &merged)
+                        .map_err(|message| WriteError::Io { path: self.output.url_of(&path), message })?;
+                    Ok(Decision::Put(bytes, Written { files_written: 1, rows }))
+                }
             }
-            parts.push(select_accounts(table, &old, |a| !members.contains(a)));
-        }
-        parts.push(new_rows);
-        let merged = concat_batches(&table.schema(), &parts).expect("batches share the table schema");
-        if merged.num_rows() == 0 {
-            store.delete(&path).await.map_err(|source| self.store_err(&path, source))?;
-            return Ok(Written { files_written: 0, files_removed: 1, rows });
-        }
-        let bytes = encode_parquet(table, &sort_rows(table, &merged))
-            .map_err(|message| WriteError::File { path: self.output.url_of(&path), message })?;
-        self.put_atomic(&path, bytes).await?;
-        Ok(Written { files_written: 1, files_removed: 0, rows })
+        })
+        .await
     }
 
     /// Makes `bytes` the whole content of `path`, at once. On S3 a put is atomic on its own;
@@ -269,37 +295,15 @@ impl Dataset {
         })
         .await
         .expect("a file write panicked")
-        .map_err(|e| WriteError::File { path: self.output.url_of(path), message: e.to_string() })
+        .map_err(|e| WriteError::Io { path: self.output.url_of(path), message: e.to_string() })
     }
 }
 
-/// The rows of `batch` whose appid passes `keep`.
-fn select_accounts(table: &Table, batch: &RecordBatch, keep: impl Fn(&str) -> bool) -> RecordBatch {
-    let appids =
-        batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().expect("appid is a string column");
-    let mask: BooleanArray = appids.iter().map(|a| Some(a.is_some_and(&keep))).collect();
-    filter_record_batch(batch, &mask).expect("mask has the batch's length")
-}
-
-/// Whether two batches hold the same rows, ignoring order and `extracted_at`.
-fn same_values(table: &Table, a: &RecordBatch, b: &RecordBatch) -> bool {
-    if a.num_rows() != b.num_rows() {
-        return false;
-    }
-    let values: Vec<usize> =
-        (0..table.columns.len()).filter(|&i| table.columns[i].source != crate::registry::Source::ExtractedAt).collect();
-    let project = |batch: &RecordBatch| sort_rows(table, batch).project(&values).expect("indices are the table's");
-    project(a) == project(b)
-}
-
-/// Sorts by appid, then the table's row key.
-fn sort_rows(table: &Table, batch: &RecordBatch) -> RecordBatch {
-    let keys: Vec<SortColumn> = std::iter::once(table.appid_column())
-        .chain(table.row_key.iter().copied())
-        .map(|i| SortColumn { values: batch.column(i).clone(), options: None })
-        .collect();
-    let indices = lexsort_to_indices(&keys, None).expect("sort keys are primitive or string columns");
-    take_record_batch(batch, &indices).expect("indices come from the batch")
+/// What to do about a bucket file wxcube cannot merge with.
+fn bad_file_fix(problem: &str, date: NaiveDate) -> String {
+    format!(
+        "{problem}; its cells were not written: move the file away and re-run over {date} (every account of the file is fetched again), or restore it"
+    )
 }
 
 fn writer_properties() -> WriterProperties {
@@ -322,18 +326,15 @@ pub fn encode_parquet(table: &Table, batch: &RecordBatch) -> Result<Bytes, Strin
 
 /// Reads a whole Parquet file, which must have the table's schema.
 pub fn read_parquet(table: &Table, bytes: Bytes) -> Result<RecordBatch, String> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format!("not a readable Parquet file ({e})"))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| format!("not a readable Parquet file ({})", store::one_line(&e.to_string())))?;
     if builder.schema().fields() != table.schema().fields() {
-        return Err(format!(
-            "existing file has a different schema than table {} declares: move it away or write to a new output",
-            table.name
-        ));
+        return Err(format!("the file has another schema than table {} declares", table.name));
     }
     let batches = builder
         .build()
         .map_err(|e| e.to_string())?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("corrupt Parquet file ({e})"))?;
+        .map_err(|e| format!("corrupt Parquet file ({})", store::one_line(&e.to_string())))?;
     concat_batches(&table.schema(), &batches).map_err(|e| e.to_string())
 }

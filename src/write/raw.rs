@@ -41,7 +41,7 @@ impl Dataset {
     pub async fn put_raw(&self, table: &Table, appid: &AppId, range: DateRange, body: &[u8]) -> Result<(), WriteError> {
         let path = raw_path(&self.output.root, table, appid, range);
         let compressed = zstd::bulk::compress(body, 3)
-            .map_err(|e| WriteError::File { path: self.output.url_of(&path), message: format!("compressing: {e}") })?;
+            .map_err(|e| WriteError::Io { path: self.output.url_of(&path), message: format!("compressing: {e}") })?;
         self.put_atomic(&path, Bytes::from(compressed)).await
     }
 
@@ -63,6 +63,14 @@ impl Dataset {
         Ok(objects)
     }
 
+    /// The accounts that have stored answers of `table`.
+    pub async fn raw_accounts(&self, table: &Table) -> Result<Vec<AppId>, WriteError> {
+        let dir = table_dir(&self.output.root, table);
+        let listed =
+            self.output.store.list_with_delimiter(Some(&dir)).await.map_err(|source| self.store_err(&dir, source))?;
+        Ok(listed.common_prefixes.iter().filter_map(|p| AppId::parse(p.filename()?).ok()).collect())
+    }
+
     /// One stored answer, decompressed: the body exactly as the API sent it.
     pub async fn get_raw(&self, object: &RawObject) -> Result<Bytes, WriteError> {
         let compressed = self
@@ -74,7 +82,7 @@ impl Dataset {
             .bytes()
             .await
             .map_err(|source| self.store_err(&object.path, source))?;
-        let body = zstd::stream::decode_all(compressed.as_ref()).map_err(|e| WriteError::File {
+        let body = zstd::stream::decode_all(compressed.as_ref()).map_err(|e| WriteError::BadFile {
             path: self.output.url_of(&object.path),
             message: format!("decompressing: {e}"),
         })?;

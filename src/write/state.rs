@@ -2,16 +2,20 @@
 //!
 //! One small JSON object per bucket, `_wxcube/state/bucket-BB.json`, in the same store as the
 //! data: stateless workers share it, and shards (which own disjoint buckets) never write the
-//! same state object. It is written only at the end of a run, after the data it describes is
-//! durable; a run killed before that simply repeats its work next time.
+//! same state object, though unsharded runs of other accounts in the same bucket may. It is
+//! written only at the end of a run, after the data it describes is durable; a run killed
+//! before that simply repeats its work next time. Writing it is a read–modify–write (see
+//! `commit`): a run applies its own progress to the state as it finds it, so two runs that
+//! finish at once both keep theirs.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use super::commit::Decision;
 use super::{Dataset, WriteError, layout};
 
 /// appid → table → progress.
@@ -69,21 +73,43 @@ impl Dataset {
         match self.output.store.get(&path).await {
             Ok(found) => {
                 let bytes = found.bytes().await.map_err(|source| self.store_err(&path, source))?;
-                serde_json::from_slice(&bytes).map_err(|e| WriteError::File {
-                    path: self.output.url_of(&path),
-                    message: format!("unreadable state ({e}): remove it to start again from --start-date"),
-                })
+                self.parse_state(&path, &bytes)
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(BucketState { format_version: 1, ..Default::default() }),
+            Err(object_store::Error::NotFound { .. }) => Ok(BucketState::empty()),
             Err(source) => Err(self.store_err(&path, source)),
         }
     }
 
-    pub async fn save_state(&self, bucket: u32, state: &BucketState) -> Result<(), WriteError> {
+    /// Applies `progress` to the bucket's state as it is in the store now, and writes it back
+    /// unless another writer changed it meanwhile (then again, on the newer state).
+    pub async fn update_state(&self, bucket: u32, progress: impl Fn(&mut BucketState)) -> Result<(), WriteError> {
         let path = state_path(&self.output.root, bucket);
-        let body = serde_json::to_vec_pretty(state).expect("state serialises");
-        self.output.store.put(&path, PutPayload::from(body)).await.map_err(|source| self.store_err(&path, source))?;
-        Ok(())
+        self.update(&path, |existing| {
+            let mut state = match existing {
+                Some(bytes) => self.parse_state(&path, bytes)?,
+                None => BucketState::empty(),
+            };
+            let before = state.clone();
+            progress(&mut state);
+            if state == before {
+                return Ok(Decision::Keep(()));
+            }
+            Ok(Decision::Put(serde_json::to_vec_pretty(&state).expect("state serialises").into(), ()))
+        })
+        .await
+    }
+
+    fn parse_state(&self, path: &Path, bytes: &[u8]) -> Result<BucketState, WriteError> {
+        serde_json::from_slice(bytes).map_err(|e| WriteError::BadFile {
+            path: self.output.url_of(path),
+            message: format!("unreadable state ({e}): remove it to start again from --start-date"),
+        })
+    }
+}
+
+impl BucketState {
+    fn empty() -> Self {
+        BucketState { format_version: 1, ..Default::default() }
     }
 }
 

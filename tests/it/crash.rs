@@ -13,13 +13,16 @@ use crate::s3::Moto;
 use crate::support::*;
 
 const KILLS: usize = 20;
+/// Accounts the S3 kills take turns among.
+const ACCOUNTS: usize = 4;
 const BEGIN: &str = "2023-07-01";
 const END: &str = "2024-03-31";
 
 /// A simulator slow enough (a few ms a request) that a run lasts a couple of seconds.
 async fn slow_simulator() -> RunningSimulator {
     let faults = Faults { latency_ms: 4, ..Faults::default() };
-    simulator_with(SimConfig { clock: Clock::noon_on(d(TODAY)), faults, ..SimConfig::default() }).await
+    simulator_with(SimConfig { clock: Clock::noon_on(d(TODAY)), faults, accounts: ACCOUNTS, ..SimConfig::default() })
+        .await
 }
 
 fn args<'a>(output: &'a str, base: &'a str, id: &'a str) -> Vec<&'a str> {
@@ -38,19 +41,39 @@ async fn run_length(sim: &RunningSimulator, env: &[(&'static str, String)], outp
     started.elapsed()
 }
 
-/// Starts a run and kills it with SIGKILL at a random moment of its usual length; true if it
-/// was still running.
-async fn run_and_kill(output: &str, sim: &RunningSimulator, env: &[(&'static str, String)], length: Duration) -> bool {
-    let (base, id) = (sim.base_url(), appid(1));
+/// Starts a run of demo account `account` and, once it has taken its lease and started
+/// extracting, kills it with SIGKILL at a random moment of its usual length; true if it was
+/// still running.
+async fn run_and_kill(
+    output: &str,
+    sim: &RunningSimulator,
+    env: &[(&'static str, String)],
+    length: Duration,
+    account: usize,
+    extra: &[&str],
+) -> bool {
+    use tokio::io::AsyncBufReadExt;
+    let (base, id) = (sim.base_url(), appid(account));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxcube"))
         .args(args(output, &base, &id))
-        .env("WECHAT_SECRET", secret(1))
+        .args(extra)
+        .env("WECHAT_SECRET", secret(account))
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // The kill is timed from the start of the extraction, not of the process: a run may first
+    // wait for the lease a killed run left (S3, where leases lapse rather than die with the
+    // process).
+    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Ok(Some(line)) = log.next_line().await {
+        if line.contains("starting extraction") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
     tokio::time::sleep(length.mul_f64(fastrand::f64() * 0.9 + 0.02)).await;
     let running = child.try_wait().unwrap().is_none();
     let _ = child.start_kill(); // SIGKILL
@@ -84,7 +107,7 @@ async fn sigkill_on_local_disk_never_leaves_a_torn_file() {
     let length = run_length(&sim, &[], scratch.path().to_str().unwrap()).await;
     let mut mid_run = 0;
     for _ in 0..KILLS {
-        mid_run += usize::from(run_and_kill(output, &sim, &[], length).await);
+        mid_run += usize::from(run_and_kill(output, &sim, &[], length, 1, &[]).await);
         assert_local_output_readable(out.path());
     }
     assert!(mid_run >= KILLS / 2, "only {mid_run} kills landed mid-run");
@@ -101,9 +124,12 @@ async fn sigkill_on_s3_never_leaves_a_torn_object() {
     let env = moto.env(&moto.endpoint);
     let store = moto.store();
     let length = run_length(&sim, &env, "s3://lake/crash-length").await;
+    // A killed run's lease on S3 lapses only after --lease-secs: the kills take turns among a
+    // few accounts, so each run meets a lapsed lease, or waits it out (--lease-wait-secs).
+    let lease = ["--lease-secs", "5", "--lease-wait-secs", "15"];
     let mut mid_run = 0;
-    for _ in 0..KILLS {
-        mid_run += usize::from(run_and_kill("s3://lake/crash", &sim, &env, length).await);
+    for i in 0..KILLS {
+        mid_run += usize::from(run_and_kill("s3://lake/crash", &sim, &env, length, i % ACCOUNTS + 1, &lease).await);
         for key in moto.keys("crash").await {
             assert!(key.starts_with("crash/_wxcube/") || key.ends_with(".parquet"), "unexpected object {key}");
             if key.ends_with(".parquet") {
@@ -115,11 +141,13 @@ async fn sigkill_on_s3_never_leaves_a_torn_object() {
         }
     }
     assert!(mid_run >= KILLS / 2, "only {mid_run} kills landed mid-run");
-    let (base, id) = (sim.base_url(), appid(1));
-    let key = secret(1);
-    let envs: Vec<(&str, &str)> =
-        env.iter().map(|(k, v)| (*k, v.as_str())).chain([("WECHAT_SECRET", key.as_str())]).collect();
-    wxcube(&args("s3://lake/crash", &base, &id), &envs).await.assert_ok();
+    let base = sim.base_url();
+    for i in 1..=ACCOUNTS {
+        let (id, key) = (appid(i), secret(i));
+        let envs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (*k, v.as_str())).chain([("WECHAT_SECRET", key.as_str())]).collect();
+        wxcube(&[&args("s3://lake/crash", &base, &id)[..], &lease].concat(), &envs).await.assert_ok();
+    }
     let local = tempfile::tempdir().unwrap();
     // Compare through the same reader as local output: copy the objects down.
     for key in moto.keys("crash").await {
@@ -128,8 +156,9 @@ async fn sigkill_on_s3_never_leaves_a_torn_object() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
     }
+    let accounts: Vec<usize> = (1..=ACCOUNTS).collect();
     for t in registry::tables() {
-        assert_eq!(table_rows(local.path(), t), expected_rows(t, &[1], BEGIN, END), "{t}");
+        assert_eq!(table_rows(local.path(), t), expected_rows(t, &accounts, BEGIN, END), "{t}");
     }
     assert_eq!(moto.dangling_uploads().await, 0);
 }

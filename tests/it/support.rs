@@ -243,15 +243,41 @@ pub fn expected_without_failures(
     end: &str,
     summary: &serde_json::Value,
 ) -> Vec<Key> {
-    let failed: Vec<(NaiveDate, NaiveDate)> = summary["failed_cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["table"] == table.name.as_str() && c["appid"] == appid(i).as_str())
-        .map(|c| (d(c["begin"].as_str().unwrap()), d(c["end"].as_str().unwrap())))
-        .collect();
+    let failed = failed_ranges(summary, table, &appid(i));
     expected_rows(table, &[i], begin, end)
         .into_iter()
         .filter(|r| !failed.iter().any(|(b, e)| *b <= r.1 && r.1 <= *e))
         .collect()
+}
+
+/// The date ranges of `appid`'s failed cells of `table`: from the run's record on a local
+/// output, else from the summary's grouped `failed`.
+pub fn failed_ranges(summary: &serde_json::Value, table: &Table, appid: &str) -> Vec<(NaiveDate, NaiveDate)> {
+    if summary["run_record"].as_str().is_some_and(|r| !r.starts_with("s3://")) {
+        return failed_cells(summary)
+            .iter()
+            .filter(|c| c["table"] == table.name.as_str() && c["appid"] == appid)
+            .map(|c| (d(c["begin"].as_str().unwrap()), d(c["end"].as_str().unwrap())))
+            .collect();
+    }
+    assert!(summary.get("failed_groups_omitted").is_none(), "the summary left groups out");
+    let mut ranges = Vec::new();
+    for g in summary["failed"].as_array().unwrap() {
+        if g["table"] != table.name.as_str() || g["appid"] != appid {
+            continue;
+        }
+        assert!(g.get("ranges_omitted").is_none(), "the summary left ranges out: {g}");
+        for r in g["ranges"].as_array().unwrap() {
+            ranges.push((d(r[0].as_str().unwrap()), d(r[1].as_str().unwrap())));
+        }
+    }
+    ranges
+}
+
+/// Every failed cell of a run on a local output, from its record under `_wxcube/runs/`.
+pub fn failed_cells(summary: &serde_json::Value) -> Vec<serde_json::Value> {
+    let record = summary["run_record"].as_str().unwrap_or_else(|| panic!("no run record: {summary}"));
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    assert_eq!(record["summary"]["failures"], summary["failures"]);
+    record["failed_cells"].as_array().unwrap().clone()
 }
