@@ -28,6 +28,17 @@ pub enum Period {
     Month,
 }
 
+impl Period {
+    /// The most days from one period's first day to the next one's.
+    pub fn longest_days(self) -> u64 {
+        match self {
+            Period::Day | Period::Hour => 1,
+            Period::Week => 7,
+            Period::Month => 31,
+        }
+    }
+}
+
 /// Arrow types a column may have. Kept to portable types every reader understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

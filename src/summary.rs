@@ -56,9 +56,12 @@ pub struct FailedGroup {
 pub const MAX_GROUPS: usize = 50;
 pub const MAX_RANGES: usize = 10;
 
-/// Groups `cells` by (account, table, reason), joining adjacent windows into ranges; returns
-/// at most [`MAX_GROUPS`] groups (the largest first) and how many were left out.
-pub fn group_failures(cells: &[FailedCell]) -> (Vec<FailedGroup>, u64) {
+/// Groups `cells` by (account, table, reason), joining consecutive windows into ranges;
+/// returns at most [`MAX_GROUPS`] groups (the largest first) and how many were left out.
+/// `period_days(table)` is the most days between the first days of two periods of the table:
+/// windows of week and month tables cover only the periods' first days, so consecutive ones
+/// are that far apart.
+pub fn group_failures(cells: &[FailedCell], period_days: impl Fn(&str) -> u64) -> (Vec<FailedGroup>, u64) {
     let mut groups: BTreeMap<(&str, &str, String), Vec<&FailedCell>> = BTreeMap::new();
     for c in cells {
         groups.entry((c.appid.as_str(), c.table.as_str(), without_request_id(&c.error))).or_default().push(c);
@@ -67,7 +70,7 @@ pub fn group_failures(cells: &[FailedCell]) -> (Vec<FailedGroup>, u64) {
         .into_iter()
         .map(|((appid, table, error), mut members)| {
             members.sort_by(|a, b| (&a.begin, &a.end).cmp(&(&b.begin, &b.end)));
-            let ranges = join_ranges(&members);
+            let ranges = join_ranges(&members, period_days(table));
             let omitted = ranges.len().saturating_sub(MAX_RANGES) as u64;
             FailedGroup {
                 table: table.to_string(),
@@ -85,13 +88,14 @@ pub fn group_failures(cells: &[FailedCell]) -> (Vec<FailedGroup>, u64) {
     (out, omitted)
 }
 
-/// Windows sorted by begin, adjacent or overlapping ones joined.
-fn join_ranges(cells: &[&FailedCell]) -> Vec<[String; 2]> {
+/// Windows sorted by begin, consecutive or overlapping ones joined: a window that begins at most
+/// `gap` days after the last one ends continues it.
+fn join_ranges(cells: &[&FailedCell], gap: u64) -> Vec<[String; 2]> {
     let mut ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
     for c in cells {
         let (Ok(b), Ok(e)) = (crate::dates::parse_date(&c.begin), crate::dates::parse_date(&c.end)) else { continue };
         match ranges.last_mut() {
-            Some(last) if b <= last.1 + chrono::Days::new(1) => last.1 = last.1.max(e),
+            Some(last) if b <= last.1 + chrono::Days::new(gap) => last.1 = last.1.max(e),
             _ => ranges.push((b, e)),
         }
     }
@@ -212,7 +216,7 @@ mod tests {
             cell("wxa", "2024-01-15", "2024-01-21", "row 1: msg_count is -1"),
             cell("wxb", "2024-01-01", "2024-01-07", "errcode -1 (system busy) rid: 1-1-1"),
         ];
-        let (groups, omitted) = group_failures(&cells);
+        let (groups, omitted) = group_failures(&cells, |_| 1);
         assert_eq!(omitted, 0);
         assert_eq!(groups.len(), 3);
         assert_eq!(groups[0].appid, "wxa");
@@ -222,6 +226,15 @@ mod tests {
             groups[0].ranges,
             [["2024-01-01".to_string(), "2024-01-14".to_string()], ["2024-01-22".into(), "2024-01-28".into()]]
         );
+    }
+
+    #[test]
+    fn monthly_windows_a_month_apart_join() {
+        let cells = [cell("wxa", "2024-01-01", "2024-01-01", "x"), cell("wxa", "2024-02-01", "2024-03-01", "x")];
+        let (groups, _) = group_failures(&cells, |_| 31);
+        assert_eq!(groups[0].ranges, [["2024-01-01".to_string(), "2024-03-01".to_string()]]);
+        let (groups, _) = group_failures(&cells, |_| 1);
+        assert_eq!(groups[0].ranges.len(), 2);
     }
 
     #[test]
@@ -236,7 +249,7 @@ mod tests {
         for i in 0..2000 {
             cells.push(cell(&format!("wx{i:016}"), "2024-01-01", "2024-01-01", "connection refused"));
         }
-        let (groups, omitted) = group_failures(&cells);
+        let (groups, omitted) = group_failures(&cells, |_| 1);
         assert_eq!((groups.len(), omitted), (MAX_GROUPS, 2001 - MAX_GROUPS as u64));
         assert_eq!(groups[0].cells, 1100);
         assert_eq!(groups[0].ranges.len(), 1);

@@ -349,7 +349,8 @@ fn summary(
     started: Instant,
 ) -> Summary {
     let failures = failed_cells.len() as u64;
-    let (failed, failed_groups_omitted) = crate::summary::group_failures(failed_cells);
+    let period_days = |name: &str| crate::registry::find(name).map_or(1, |t| t.period.longest_days());
+    let (failed, failed_groups_omitted) = crate::summary::group_failures(failed_cells, period_days);
     let (begin, end) = match config.range {
         RangeSpec::Fixed(r) => (r.begin().to_string(), r.end().to_string()),
         RangeSpec::Incremental { end, .. } => {

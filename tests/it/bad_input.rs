@@ -43,6 +43,11 @@ async fn usage_errors_exit_2_with_one_line() {
         (vec!["--begin", "2024-03-01", "--log-format", "xml"], "--log-format"),
         (vec!["--begin", "2010-01-01", "--end", "2014-11-30"], "before 2014-12-01"),
         (vec!["--begin", "2024-03-01", "--secret-file", "/nonexistent/secret"], "give the app secret once"),
+        (
+            vec!["--incremental", "--start-date", "2024-03-05", "--end", "2024-03-01"],
+            "--start-date 2024-03-05 is after the end 2024-03-01",
+        ),
+        (vec!["--begin", "2024-03-01", "--lease-secs", "1"], "--lease-secs"),
         (vec!["--begin", "2024-03-01", "--access-token", "tok-123456"], "not both"),
     ];
     for (extra, needle) in cases {
@@ -168,4 +173,49 @@ async fn a_given_access_token_is_used_as_is_and_never_printed() {
     assert!(bogus.stderr.contains("40001"), "{}", bogus.stderr);
     assert!(!bogus.all_output().contains("bogus-token-value-42"), "{}", bogus.all_output());
     assert_eq!(token_calls(&sim.stats()), 0, "a given token is never replaced by a fetched one");
+}
+
+/// An API that cannot be reached for three years of one account fails every cell alike: the
+/// summary line stays small (schedulers keep it, Airflow in XCom), grouped by table and reason
+/// with the whole range, and the run's record lists every cell.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_api_gives_a_small_summary_and_a_full_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let id = appid(1);
+    let args = [
+        "extract",
+        "--output",
+        out.to_str().unwrap(),
+        "--api-base",
+        "http://127.0.0.1:9",
+        "--appid",
+        &id,
+        "--begin",
+        "2021-01-01",
+        "--end",
+        "2023-12-31",
+        "--max-retries",
+        "0",
+    ];
+    let run = wxcube(&args, &[("WECHAT_SECRET", &secret(1))]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run.stdout.lines().last().unwrap();
+    assert!(line.len() < 8_000, "a {} byte summary", line.len());
+    let summary = run.summary();
+    let cells = summary["failures"].as_u64().unwrap();
+    assert!(cells > 1_000, "{cells} cells");
+    let groups = summary["failed"].as_array().unwrap();
+    assert_eq!(groups.len(), 7, "one group per table: {groups:?}");
+    for g in groups {
+        assert!(g["error"].as_str().unwrap().contains("127.0.0.1:9"), "{g}");
+        // One range: the first period's first day in 2021 to the last one's in December 2023.
+        assert_eq!(g["ranges"].as_array().unwrap().len(), 1, "{g}");
+        assert!(g["ranges"][0][0].as_str().unwrap().starts_with("2021-01-0"), "{g}");
+        assert!(g["ranges"][0][1].as_str().unwrap().starts_with("2023-12-"), "{g}");
+    }
+    assert_eq!(groups.iter().map(|g| g["cells"].as_u64().unwrap()).sum::<u64>(), cells);
+    assert_eq!(failed_cells(&summary).len() as u64, cells);
+    // The error line says where the full list is.
+    assert!(run.stderr.contains("_wxcube/runs/"), "{}", run.stderr);
 }

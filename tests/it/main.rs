@@ -14,3 +14,4 @@ mod raw;
 mod readback;
 mod s3;
 mod support;
+mod writers;

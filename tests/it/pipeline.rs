@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use arrow::array::{Array, StringArray};
+use arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use wxcube::registry;
 
 use crate::support::*;
@@ -90,6 +90,89 @@ async fn a_run_for_account_b_leaves_account_a_untouched() {
         extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31", "--buckets", "16"]).await;
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("--buckets 1"), "{}", refused.stderr);
+}
+
+/// `extracted_at` is when an account's current values were first fetched: a re-run where one
+/// account's values changed restamps that account's rows, not its neighbours' in the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn extracted_at_is_decided_per_account() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, config) = (tmp.path().join("out"), tmp.path().join("accounts.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[[account]]\nappid = \"{}\"\nsecret_env = \"S1\"\n[[account]]\nappid = \"{}\"\nsecret_env = \"S2\"\n",
+            appid(1),
+            appid(2)
+        ),
+    )
+    .unwrap();
+    let base = sim.base_url();
+    let args = [
+        "extract",
+        "--output",
+        out.to_str().unwrap(),
+        "--api-base",
+        &base,
+        "--config",
+        config.to_str().unwrap(),
+        "--begin",
+        "2024-03-01",
+        "--end",
+        "2024-03-07",
+        "--tables",
+        "upstream_msg",
+    ];
+    let env = [("S1", secret(1)), ("S2", secret(2))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    wxcube(&args, &env).await.assert_ok();
+    let table = registry::find("upstream_msg").unwrap();
+    let file = "upstream_msg/ref_date=2024-03-03/part-00.parquet";
+    let first = read_table(&out, table).remove(file).unwrap();
+    // Account 1's values in that file go stale (as when the API fills a day in late).
+    let counts = first.column_by_name("msg_count").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+    let appids = first.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let stale: Int64Array =
+        (0..first.num_rows()).map(|r| Some(counts.value(r) + i64::from(appids.value(r) == appid(1)))).collect();
+    let mut columns = first.columns().to_vec();
+    columns[table.columns.iter().position(|c| c.name == "msg_count").unwrap()] = std::sync::Arc::new(stale);
+    let stale = arrow::array::RecordBatch::try_new(first.schema(), columns).unwrap();
+    std::fs::write(out.join(file), wxcube::write::encode_parquet(table, &stale).unwrap()).unwrap();
+    let untouched = std::fs::read(out.join("upstream_msg/ref_date=2024-03-04/part-00.parquet")).unwrap();
+
+    let second = wxcube(&args, &env).await;
+    second.assert_ok();
+    assert_eq!(second.summary()["files_written"], 1, "only the stale file is rewritten");
+    let after = read_table(&out, table).remove(file).unwrap();
+    let stamps = |b: &arrow::array::RecordBatch, who: &str| -> BTreeSet<i64> {
+        let at =
+            b.column_by_name("extracted_at").unwrap().as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let ids = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        (0..b.num_rows()).filter(|&r| ids.value(r) == who).map(|r| at.value(r)).collect()
+    };
+    assert_eq!(stamps(&after, &appid(2)), stamps(&first, &appid(2)), "account 2's values did not change");
+    assert_ne!(stamps(&after, &appid(1)), stamps(&first, &appid(1)), "account 1's values did");
+    assert_eq!(std::fs::read(out.join("upstream_msg/ref_date=2024-03-04/part-00.parquet")).unwrap(), untouched);
+    assert_eq!(table_rows(&out, table), expected_rows(table, &[1, 2], "2024-03-01", "2024-03-07"));
+}
+
+/// Fields the answers carry that a table does not declare (the real API's `user_source`, which
+/// the simulator sends on every row) are counted per table and named once in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn undeclared_fields_are_counted_and_named() {
+    let sim = simulator().await;
+    let out = tempfile::tempdir().unwrap();
+    let run = extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31"]).await;
+    run.assert_ok();
+    let summary = run.summary();
+    for t in registry::tables() {
+        let rows = expected_rows(t, &[1], "2024-03-01", "2024-03-31").len() as u64;
+        assert_eq!(summary["tables"][&t.name]["unknown_fields"], serde_json::json!({ "user_source": rows }), "{t}");
+    }
+    let named: Vec<&str> = run.stderr.lines().filter(|l| l.contains("user_source")).collect();
+    assert_eq!(named.len(), 1, "named once per run: {}", run.stderr);
+    assert!(named[0].contains("not written"), "{}", named[0]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -138,7 +138,7 @@ async fn extract_s3(
 }
 
 /// The rows of every data object of `table` under `prefix`, checking each key and schema.
-async fn s3_rows(moto: &Moto, prefix: &str, table: &registry::Table, buckets: u32) -> Vec<Key> {
+pub async fn s3_rows(moto: &Moto, prefix: &str, table: &registry::Table, buckets: u32) -> Vec<Key> {
     let store = moto.store();
     let mut rows = Vec::new();
     for key in moto.keys(&format!("{prefix}/{}", table.name)).await {
