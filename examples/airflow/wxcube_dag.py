@@ -58,10 +58,15 @@ ENV = {
 # harmless to re-run, and the week and month tables come out right: their periods are fetched
 # once they have ended, which a one-day --begin/--end window of each run would never cover.
 # So one run per day is enough and catchup is off.
+#
+# Why --lease-wait-secs: a run leases the accounts and tables it works on, and another run of
+# the same ones (yesterday's, still going; or this task's previous try, killed by the worker
+# and holding its lease until --lease-secs lapse, on S3) would otherwise exit 2 at once, which
+# is not retried. It waits for the lease instead, then does its work.
 COMMAND = (
     'exec "$WXCUBE_BIN" extract --config "$WXCUBE_CONFIG" --output "$WXCUBE_OUTPUT"'
     ' --incremental --start-date "$WXCUBE_START_DATE" --lookback-days 3 --shard "$WXCUBE_SHARD"'
-    " $WXCUBE_EXTRA_ARGS"
+    " --lease-wait-secs 900 $WXCUBE_EXTRA_ARGS"
 )
 
 
