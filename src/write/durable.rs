@@ -6,7 +6,8 @@
 //! partition). Only three carry anything a reader needs after a crash: the file's data, the
 //! entry of a folder that did not exist, and the partition's entry for the file. On a disk
 //! where each fsync is a synchronous write, those extra fsyncs were a sixth of a run's CPU
-//! (README, "Performance"). Reads, listings, deletes and leases still go through object_store.
+//! (README, "Performance"). Reads and listings still go through object_store. The lock files
+//! that guard a read–merge–write (`write::commit`) are taken here too.
 //!
 //! The order is what makes a crash safe: the staged file's data is on disk before it is renamed
 //! into place, so a reader never sees a half-written file under a final name; a staged file a

@@ -8,11 +8,14 @@
 //!   `Dataset::put_atomic`); a failed or killed run leaves earlier files intact.
 //! - **Merge on write**: a bucket file holds many accounts. Writing it keeps the rows of
 //!   accounts outside the run as they were and replaces the rows of the run's accounts by what
-//!   the API returned this time, so a re-run neither duplicates nor leaves stale rows.
+//!   the API returned this time, so a re-run neither duplicates nor leaves stale rows
+//!   ([`merge`]).
+//! - **Writers that meet lose nothing**: every replace is a read–merge–write that fails if
+//!   another writer got there first, then reads and merges again ([`commit`]).
 //! - **Deterministic content**: rows are sorted by (appid, row key); the same rows give the same
-//!   file content apart from `extracted_at`.
+//!   file content, and an account whose values did not change keeps its `extracted_at`.
 //! - **Empty cells**: a fetched date with no rows writes nothing; a bucket file left without
-//!   rows is removed.
+//!   rows is kept with none (a delete cannot be conditional, see `replace_bucket`).
 //! - **Bounded files**: files per partition are bounded by the bucket count `B`, fixed when the
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 

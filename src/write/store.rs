@@ -1,9 +1,10 @@
 //! Opens the `--output` location as an object store: a local folder or an S3-compatible bucket.
 //!
 //! Everything after this module reads, lists, writes and deletes through `Arc<dyn ObjectStore>`
-//! and a root [`Path`], so local disk and S3 share one code path. The one difference kept is how
-//! a whole data file is published on local disk (see [`Output::local_path`] and
-//! `write::durable`).
+//! and a root [`Path`], so local disk and S3 share one code path. Two differences are kept: how a
+//! whole file is published on local disk (see [`Output::local_path`] and `write::durable`), and
+//! what makes a read–merge–write safe against other writers — a conditional PUT on S3, a lock
+//! file on local disk, which has no compare-and-swap (`write::commit`).
 
 use std::sync::Arc;
 use std::time::Duration;
