@@ -285,3 +285,30 @@ async fn check_and_quota_say_what_is_wrong_per_account() {
         assert!(quota.stdout.contains(&t.name));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_expiring_every_few_calls_slow_a_run_but_fail_no_cell() {
+    // Every token is used up after 3 calls while 8 requests are in flight: most requests see
+    // their token refused at least once, many more than once.
+    let sim = sim_with(4, Faults { token_expires_after: Some(3), ..Faults::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let ids = [1, 2, 3, 4];
+    let config = config_file(tmp.path(), &ids);
+    let flags = ["--begin", "2024-01-01", "--end", "2024-03-31", "--concurrency", "8", "-vv"];
+    let run = extract_config(&sim, &out, &config, &secrets_env(&ids), &flags).await;
+    run.assert_ok();
+    let summary = run.summary();
+    assert_eq!(summary["failures"], 0, "{}", run.stdout);
+    for t in registry::tables() {
+        assert_eq!(table_rows(&out, t), expected_rows(t, &ids, "2024-01-01", "2024-03-31"), "{t}");
+    }
+    let stats = sim.stats();
+    assert!(stats.datacube_requests > 500, "a long run: {} requests", stats.datacube_requests);
+    // A token serves 3 calls: every 3 answered calls took a new one.
+    let answered = stats.recent.iter().filter(|r| r.errcode == 0).count();
+    let issued = sim.issued_tokens().len();
+    assert!(issued > 1 && issued * 3 >= answered, "{issued} tokens for {answered} answered calls");
+    assert!(stats.faults["token_expired"] > 100, "tokens were refused all along: {:?}", stats.faults);
+    assert_no_secrets(&run, &out, &sim, &[]);
+}
