@@ -265,21 +265,17 @@ impl Extractor {
         let sending = token.send();
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});
         let path = format!("/datacube/{}", table.endpoint);
-        let bytes = self.api.post_json(&path, &[("access_token", token.expose())], &body).await?;
+        let bytes = self.api.post_json(&path, &[("access_token", token.expose())], &body).await;
         // Only the envelope decides here; normalize reads the rows from the same bytes.
-        let error = match response::check(&bytes) {
-            Ok(Ok(())) => None,
-            Ok(Err(api_error)) => Some(CallError::Api(api_error)),
-            Err(e) => return Err(CallError::Body(e.to_string())),
-        };
-        // Any answer but a token refusal means the token passed the API's check.
-        if error.as_ref().is_none_or(|e| e.class() != Class::TokenRejected) {
+        let answer = bytes.and_then(|bytes| match response::check(&bytes) {
+            Ok(Ok(())) => Ok(bytes),
+            Ok(Err(api_error)) => Err(CallError::Api(api_error)),
+            Err(e) => Err(CallError::Body(e.to_string())),
+        });
+        if token::passed_token_check(&answer) {
             sending.accepted();
         }
-        match error {
-            None => Ok(bytes),
-            Some(e) => Err(e),
-        }
+        answer
     }
 }
 

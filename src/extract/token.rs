@@ -295,6 +295,17 @@ pub fn given_cannot_be_renewed(why: &str) -> String {
     )
 }
 
+/// Whether `answer` shows the API accepted the token it was sent with: any answer but a token
+/// refusal (40001, 40014, 42001) passed the token check. A broken connection or an unreadable
+/// body tells nothing.
+pub fn passed_token_check<T>(answer: &Result<T, CallError>) -> bool {
+    match answer {
+        Ok(_) => true,
+        Err(error @ CallError::Api(_)) => error.class() != Class::TokenRejected,
+        Err(_) => false,
+    }
+}
+
 /// An answer's fields, or its error.
 pub(super) fn read_answer(body: &[u8]) -> Result<serde_json::Map<String, Value>, CallError> {
     let object = parse_object(body).map_err(|e| CallError::Body(e.to_string()))?;

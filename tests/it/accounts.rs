@@ -6,6 +6,8 @@ use wxcube::registry;
 use wxcube::simulate::faults::{Faults, Trigger};
 use wxcube::simulate::{Clock, RunningSimulator, SimConfig};
 
+use wxcube::simulate::accounts::{demo_component_appid, demo_component_secret, demo_refresh_token, demo_verify_ticket};
+
 use crate::support::*;
 
 async fn sim_with(accounts: usize, faults: Faults) -> RunningSimulator {
@@ -199,20 +201,16 @@ fn regex_lite_replace_dates(text: &str, date: &str) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
-    use wxcube::simulate::accounts::{
-        demo_component_appid, demo_component_secret, demo_refresh_token, demo_verify_ticket,
-    };
-    let sim = sim_with(3, Faults::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
+/// An accounts.toml for demo accounts `ids` authorised to the demo platform, each with its
+/// first refresh token in `refresh-<i>` beside it, and the environment with the platform's
+/// secret and verify ticket.
+fn platform_config(dir: &Path, ids: &[usize]) -> (String, Vec<(String, String)>) {
     let mut text = format!(
         "[component]\nappid = \"{}\"\nsecret_env = \"COMPONENT_SECRET\"\nverify_ticket_env = \"COMPONENT_TICKET\"\n\n",
         demo_component_appid()
     );
-    for i in [1, 2] {
-        let file = tmp.path().join(format!("refresh-{i}"));
+    for &i in ids {
+        let file = refresh_file(dir, i);
         std::fs::write(&file, demo_refresh_token(i)).unwrap();
         text.push_str(&format!(
             "[[account]]\nappid = \"{}\"\nrefresh_token_file = \"{}\"\n\n",
@@ -220,28 +218,40 @@ async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
             file.display()
         ));
     }
-    let config = tmp.path().join("accounts.toml");
+    let config = dir.join("accounts.toml");
     std::fs::write(&config, text).unwrap();
     let env = vec![
         ("COMPONENT_SECRET".to_string(), demo_component_secret()),
         ("COMPONENT_TICKET".to_string(), demo_verify_ticket()),
     ];
+    (config.to_str().unwrap().to_string(), env)
+}
+
+fn refresh_file(dir: &Path, i: usize) -> std::path::PathBuf {
+    dir.join(format!("refresh-{i}"))
+}
+
+/// The platform's static credentials, for leak scans.
+fn platform_secrets() -> [String; 2] {
+    [demo_component_secret(), demo_verify_ticket()]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
+    let sim = sim_with(3, Faults::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (config, env) = platform_config(tmp.path(), &[1, 2]);
     for _ in 0..2 {
         // The second run works only if the first kept the rotated refresh tokens.
-        let run = extract_config(
-            &sim,
-            &out,
-            config.to_str().unwrap(),
-            &env,
-            &["--begin", "2024-03-01", "--end", "2024-03-10", "-vv"],
-        )
-        .await;
+        let run =
+            extract_config(&sim, &out, &config, &env, &["--begin", "2024-03-01", "--end", "2024-03-10", "-vv"]).await;
         run.assert_ok();
         for i in [1, 2] {
-            let kept = std::fs::read_to_string(tmp.path().join(format!("refresh-{i}"))).unwrap();
+            let kept = std::fs::read_to_string(refresh_file(tmp.path(), i)).unwrap();
             assert_eq!(Some(kept), sim.authorizer_refresh_token(&appid(i)), "the rotated refresh token is kept");
         }
-        let secrets = [demo_component_secret(), demo_verify_ticket()];
+        let secrets = platform_secrets();
         assert_no_secrets(&run, &out, &sim, &[&secrets[0], &secrets[1]]);
     }
     assert_eq!(sim.stats().token_calls.component_token, 2, "one component token per run");
@@ -249,6 +259,82 @@ async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
     for t in registry::tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-10"), "{t}");
     }
+}
+
+/// The errcodes `api_authorizer_token` answered, and how often.
+fn authorizer_answers(sim: &RunningSimulator) -> std::collections::BTreeMap<i64, usize> {
+    let mut answers = std::collections::BTreeMap::new();
+    for r in sim.stats().authorizer_requests {
+        *answers.entry(r.errcode).or_default() += 1;
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component_tokens_are_renewed_before_they_expire_and_when_refused() {
+    // Account tokens used up every 4 calls keep asking for authorizer tokens all run long,
+    // each with the component token; 100 ms per answer make the run last a few seconds.
+    let busy_platform = Faults { token_expires_after: Some(4), latency_ms: 100, ..Faults::default() };
+    let ids = [1, 2, 3];
+    let (begin, end) = ("2024-02-01", "2024-03-31");
+    let flags = ["--begin", begin, "--end", end, "--tables", "upstream_msg_hour", "--concurrency", "8", "-vv"];
+    let hours = registry::find("upstream_msg_hour").unwrap();
+
+    // Component tokens that live a second, on a run that lasts longer.
+    let sim = simulator_with(SimConfig {
+        clock: Clock::noon_on(d(TODAY)),
+        component_token_ttl: Some(std::time::Duration::from_secs(1)),
+        faults: busy_platform.clone(),
+        ..SimConfig::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (config, env) = platform_config(tmp.path(), &ids);
+    let started = std::time::Instant::now();
+    let run = extract_config(&sim, &out, &config, &env, &flags).await;
+    run.assert_ok();
+    assert!(started.elapsed().as_secs() >= 2, "the run outlived a component token");
+    assert_eq!(table_rows(&out, hours), expected_rows(hours, &ids, begin, end));
+    assert!(sim.stats().token_calls.component_token > 1, "{:?}", sim.stats().token_calls);
+    let answers = authorizer_answers(&sim);
+    assert_eq!(answers.keys().copied().collect::<Vec<_>>(), [0], "renewed before it expired: {answers:?}");
+    let secrets = platform_secrets();
+    assert_no_secrets(&run, &out, &sim, &[&secrets[0], &secrets[1]]);
+
+    // Another service of the platform takes a new component token every 200 ms, which
+    // retires the one wxcube holds at once.
+    let sim = simulator_with(SimConfig {
+        clock: Clock::noon_on(d(TODAY)),
+        token_overlap: std::time::Duration::ZERO,
+        faults: busy_platform,
+        ..SimConfig::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (config, env) = platform_config(tmp.path(), &ids);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let run = async {
+        let run = extract_config(&sim, &out, &config, &env, &flags).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        run
+    };
+    let other_service = async {
+        let url = format!("{}/cgi-bin/component/api_component_token", sim.base_url());
+        let request = serde_json::json!({"component_appid": demo_component_appid(),
+            "component_appsecret": demo_component_secret(), "component_verify_ticket": demo_verify_ticket()});
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            reqwest::Client::new().post(&url).json(&request).send().await.unwrap();
+        }
+    };
+    let (run, ()) = tokio::join!(run, other_service);
+    run.assert_ok();
+    assert_eq!(table_rows(&out, hours), expected_rows(hours, &ids, begin, end));
+    let answers = authorizer_answers(&sim);
+    assert!(answers.get(&40001).is_some_and(|&n| n > 0), "the component token was refused: {answers:?}");
+    assert_no_secrets(&run, &out, &sim, &[&secrets[0], &secrets[1]]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
