@@ -88,8 +88,9 @@ pub struct ComponentCredentials {
     pub verify_ticket: Option<Secret>,
     /// A component access token from outside, used instead of secret + ticket.
     pub access_token: Option<Secret>,
-    /// The component access token fetched this run, shared by every authorised account.
-    pub cache: tokio::sync::Mutex<Option<Secret>>,
+    /// The component access token fetched by this run, shared by every authorised account of
+    /// the platform and renewed as it expires.
+    pub cache: crate::extract::token::TokenSlot,
 }
 
 /// Where an authoriser's refresh token lives. It rotates on every use, and the rotated one

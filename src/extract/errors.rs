@@ -60,7 +60,7 @@ pub fn classify(code: i64) -> Class {
         40001 | 40014 | 42001 => Class::TokenRejected,
         61501 => Class::RangeTooWide,
         45009 | 47009 => Class::Permanent(Scope::TableForAccount),
-        40013 | 40125 | 40164 | 89503 | 48001 | 40002 | 41002 | 41004 => Class::Permanent(Scope::Account),
+        40013 | 40125 | 40164 | 89503 | 48001 | 40002 | 41002 | 41004 | 61023 => Class::Permanent(Scope::Account),
         _ => Class::Permanent(Scope::Cell),
     }
 }
@@ -86,6 +86,7 @@ pub fn meaning(code: i64) -> Option<&'static str> {
         48001 => "API not authorised for this account: it needs verification or the message permission set",
         61500 => "date format error",
         61501 => "date range error",
+        61023 => "authorizer refresh token invalid",
         89503 => "risk check pending: an admin must confirm the call",
         _ => return None,
     })
@@ -102,6 +103,10 @@ pub enum CallError {
     /// Connection, timeout or body errors, already stripped of the URL (which carries the token).
     #[error("{0}")]
     Transport(String),
+    /// The connection was refused or never established: unlike [`CallError::Transport`], the
+    /// request certainly never reached the API.
+    #[error("{0}")]
+    NotSent(String),
     /// A body that is not the JSON the API promises.
     #[error("unreadable response: {0}")]
     Body(String),
@@ -124,7 +129,7 @@ impl CallError {
             CallError::Http { status: 429, .. } => Class::RateLimited,
             CallError::Http { status, .. } if *status >= 500 => Class::Transient,
             CallError::Http { .. } => Class::Permanent(Scope::Cell),
-            CallError::Transport(_) | CallError::Body(_) => Class::Transient,
+            CallError::Transport(_) | CallError::NotSent(_) | CallError::Body(_) => Class::Transient,
             CallError::Token(_) => Class::Permanent(Scope::Account),
             CallError::Stopped => Class::Permanent(Scope::Cell),
             CallError::Skipped { scope, .. } => Class::Permanent(*scope),
@@ -148,7 +153,7 @@ mod tests {
         for c in [40001, 40014, 42001] {
             assert_eq!(classify(c), Class::TokenRejected);
         }
-        for c in [40013, 40125, 40164, 89503, 48001] {
+        for c in [40013, 40125, 40164, 89503, 48001, 61023] {
             assert_eq!(classify(c), Class::Permanent(Scope::Account), "{c}");
         }
         assert_eq!(classify(45009), Class::Permanent(Scope::TableForAccount));

@@ -75,8 +75,12 @@ impl ApiClient {
 
     async fn send(&self, method: &str, path: &str, request: reqwest::RequestBuilder) -> Result<Bytes, CallError> {
         let what = || self.describe(method, path);
-        let mut response =
-            request.send().await.map_err(|e| CallError::Transport(format!("{}: {}", what(), transport_reason(e))))?;
+        let mut response = request.send().await.map_err(|e| {
+            // Refused or never established: a caller may resend what must not be sent twice.
+            let not_sent = e.is_connect();
+            let reason = format!("{}: {}", what(), transport_reason(e));
+            if not_sent { CallError::NotSent(reason) } else { CallError::Transport(reason) }
+        })?;
         let status = response.status();
         let mut body = BytesMut::new();
         while let Some(chunk) = response
@@ -129,7 +133,25 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("GET http://127.0.0.1:9/cgi-bin/token: "), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");
-        assert!(matches!(err, CallError::Transport(_)));
+        assert!(matches!(err, CallError::NotSent(_)), "a refused connection sent nothing: {err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_cut_after_the_request_may_have_been_sent() {
+        // A server that reads the request, then hangs up without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+        });
+        let api = ApiClient::new(base, Duration::from_secs(5)).unwrap();
+        let err = api.post_json("/x", &[("secret", "s3cr3t-value")], &serde_json::json!({})).await.unwrap_err();
+        assert!(matches!(err, CallError::Transport(_)), "{err:?}");
+        assert!(!err.to_string().contains("s3cr3t"));
+        server.await.unwrap();
     }
 
     #[test]

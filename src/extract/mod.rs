@@ -6,14 +6,16 @@
 //! knows about tokens, retries and error classes; a table contributes nothing but its endpoint
 //! name and span.
 //!
-//! Per try: get the account's token, take a concurrency permit, POST the window, read the
-//! answer. Transient failures back off and retry (bounded); a rejected token is renewed once;
-//! 45011 waits for the next minute; 61501 halves the window (down to one day) and the narrower
-//! span is kept for the rest of the run ([`spans`]); everything else stops at its [`Scope`].
+//! Per try: take a concurrency permit, get the account's token, POST the window, read the
+//! answer. Transient failures back off and retry (bounded); a refused token is renewed for as
+//! long as renewing makes progress ([`token::Renewals`]); 45011 waits for the next minute;
+//! 61501 halves the window (down to one day) and the narrower span is kept for the rest of the
+//! run ([`spans`]); everything else stops at its [`Scope`].
 //! A stop request (SIGTERM, Ctrl-C) ends waiting and in-flight requests at once.
 
 pub mod errors;
 pub mod http;
+mod platform;
 pub mod response;
 pub mod retry;
 pub mod spans;
@@ -28,7 +30,7 @@ use chrono::{NaiveDate, Timelike};
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
-use crate::account::{Account, AppId, Secret};
+use crate::account::{Account, AppId};
 use crate::dates::DateRange;
 use crate::plan;
 use crate::registry::Table;
@@ -36,10 +38,7 @@ use errors::{CallError, Class, Scope};
 use http::ApiClient;
 use retry::RetryPolicy;
 use spans::SpanMemory;
-use token::TokenCache;
-
-/// Renewals of a refused token within one request, across distinct tokens.
-const MAX_TOKEN_RENEWALS: u32 = 3;
+use token::{HeldToken, Rejection, Renewals, TokenCache};
 
 /// Shared by all requests of a run.
 pub struct Extractor {
@@ -170,41 +169,40 @@ impl Extractor {
         requests: &AtomicU64,
     ) -> Result<bytes::Bytes, CellFailure> {
         let mut retries = 0;
-        // A refused token is renewed and the request retried once — once per token: a renewed
-        // token that later expires too (a long run) earns its own renewal. Bounded all the same.
-        let mut renewed_after: Option<Secret> = None;
-        let mut renewals = 0;
+        let mut renewals = Renewals::default();
         loop {
-            let (used, error) = match self.until_stopped(self.try_once(session, table, window, requests)).await {
-                Some(Ok(answer)) => return Ok(answer),
-                Some(Err(e)) => e,
-                None => return Err(stopped()),
-            };
-            let fresh_token = used.is_some() && used != renewed_after && renewals < MAX_TOKEN_RENEWALS;
-            let wait = match error.class() {
-                Class::TokenRejected if session.tokens.is_given() => {
-                    let error = CallError::Token(format!(
-                        "{error}; the access token given cannot be renewed: pass a fresh one with --access-token or WECHAT_ACCESS_TOKEN"
-                    ));
+            let Failed { error, rejection } =
+                match self.until_stopped(self.try_once(session, table, window, requests)).await {
+                    Some(Ok(answer)) => return Ok(answer),
+                    Some(Err(failed)) => failed,
+                    None => return Err(stopped()),
+                };
+            let wait = match (error.class(), rejection) {
+                (Class::TokenRejected, Some(Rejection::Given)) => {
+                    let error = CallError::Token(token::given_cannot_be_renewed(&error.to_string()));
                     return Err(CellFailure { error, scope: Scope::Account });
                 }
-                Class::TokenRejected if fresh_token => {
-                    renewed_after = used;
-                    renewals += 1;
-                    tracing::info!(appid = %session.appid, table = %table, window = %window, error = %error, "access token refused, renewing it");
+                (Class::TokenRejected, Some(rejection)) => {
+                    if let Err(why) = renewals.refused(&rejection) {
+                        let error = CallError::Token(format!("{error}; {why}"));
+                        return Err(CellFailure { error, scope: Scope::Cell });
+                    }
+                    if matches!(rejection, Rejection::Dropped(_)) {
+                        tracing::info!(appid = %session.appid, table = %table, window = %window, error = %error, "access token refused, renewing it");
+                    }
                     Duration::ZERO
                 }
-                Class::Transient | Class::RateLimited if retries < self.retry.max_retries => {
+                (Class::Transient | Class::RateLimited, _) if retries < self.retry.max_retries => {
                     let wait =
                         error.wait_hint(chrono::Utc::now().second()).unwrap_or_else(|| self.retry.backoff(retries));
                     retries += 1;
                     tracing::warn!(appid = %session.appid, table = %table, window = %window, retry = retries, wait_ms = wait.as_millis() as u64, error = %error, "request failed, retrying");
                     wait
                 }
-                Class::Transient | Class::RateLimited | Class::TokenRejected | Class::RangeTooWide => {
+                (Class::Transient | Class::RateLimited | Class::TokenRejected | Class::RangeTooWide, _) => {
                     return Err(CellFailure { error, scope: Scope::Cell });
                 }
-                Class::Permanent(scope) => return Err(CellFailure { error, scope }),
+                (Class::Permanent(scope), _) => return Err(CellFailure { error, scope }),
             };
             if self.until_stopped(tokio::time::sleep(wait)).await.is_none() {
                 return Err(stopped());
@@ -227,47 +225,80 @@ impl Extractor {
         }
     }
 
-    /// One request. On failure, also says which token it used (none if it got no token).
+    /// One request. The account's permit comes before its token: a token taken while waiting
+    /// behind the account's other requests could be used up by them before this one is sent.
+    /// The run's permit comes after it, so that a slow token fetch holds up only its account.
     async fn try_once(
         &self,
         session: &AccountSession,
         table: &Table,
         window: DateRange,
         requests: &AtomicU64,
-    ) -> Result<bytes::Bytes, (Option<Secret>, CallError)> {
+    ) -> Result<bytes::Bytes, Failed> {
+        let _account_permit = session.permits.acquire().await.expect("the semaphore is never closed");
+        still_wanted(session, table)?;
         // The token cache retries its own transient failures; what comes out of it is final for
         // the account.
         let token = session
             .tokens
             .get()
             .await
-            .map_err(|e| (None, CallError::Token(format!("access token for {}: {e}", session.appid))))?;
-        let _account_permit = session.permits.acquire().await.expect("the semaphore is never closed");
+            .map_err(|e| CallError::Token(format!("access token for {}: {e}", session.appid)))?;
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         // The account, or this table for it, may have failed while this request waited for a slot.
-        if let Some(why) = session.failed.lock().unwrap().clone() {
-            return Err((None, CallError::Skipped { why, scope: Scope::Account }));
-        }
-        if let Some(why) = session.stopped_tables.lock().unwrap().get(&table.name).cloned() {
-            return Err((None, CallError::Skipped { why, scope: Scope::TableForAccount }));
-        }
+        still_wanted(session, table)?;
         requests.fetch_add(1, Ordering::Relaxed);
+        let error = match self.send(&token, table, window).await {
+            Ok(body) => return Ok(body),
+            Err(error) => error,
+        };
+        let rejection = match error.class() {
+            Class::TokenRejected => Some(session.tokens.reject(&token, &error.to_string()).await),
+            _ => None,
+        };
+        Err(Failed { error, rejection })
+    }
+
+    /// POSTs the window with `token` and checks the answer's envelope; notes whether the API
+    /// accepted the token.
+    async fn send(&self, token: &Arc<HeldToken>, table: &Table, window: DateRange) -> Result<bytes::Bytes, CallError> {
+        let sending = token.send();
         let body = json!({"begin_date": window.begin().to_string(), "end_date": window.end().to_string()});
         let path = format!("/datacube/{}", table.endpoint);
         let bytes = self.api.post_json(&path, &[("access_token", token.expose())], &body).await;
         // Only the envelope decides here; normalize reads the rows from the same bytes.
-        let parsed = bytes.and_then(|b| Ok((response::check(&b).map_err(|e| CallError::Body(e.to_string()))?, b)));
-        match parsed {
-            Ok((Ok(()), body)) => Ok(body),
-            Ok((Err(api_error), _)) => {
-                let error = CallError::Api(api_error);
-                if error.class() == Class::TokenRejected {
-                    session.tokens.reject(&token, &error.to_string()).await;
-                }
-                Err((Some(token), error))
-            }
-            Err(e) => Err((Some(token), e)),
+        let answer = bytes.and_then(|bytes| match response::check(&bytes) {
+            Ok(Ok(())) => Ok(bytes),
+            Ok(Err(api_error)) => Err(CallError::Api(api_error)),
+            Err(e) => Err(CallError::Body(e.to_string())),
+        });
+        if token::passed_token_check(&answer) {
+            sending.accepted();
         }
+        answer
+    }
+}
+
+/// Fails unless the account, and this table for it, are still to be fetched.
+fn still_wanted(session: &AccountSession, table: &Table) -> Result<(), CallError> {
+    if let Some(why) = session.failed.lock().unwrap().clone() {
+        return Err(CallError::Skipped { why, scope: Scope::Account });
+    }
+    if let Some(why) = session.stopped_tables.lock().unwrap().get(&table.name).cloned() {
+        return Err(CallError::Skipped { why, scope: Scope::TableForAccount });
+    }
+    Ok(())
+}
+
+/// A failed try, and what became of its token if the API refused it.
+struct Failed {
+    error: CallError,
+    rejection: Option<Rejection>,
+}
+
+impl From<CallError> for Failed {
+    fn from(error: CallError) -> Self {
+        Self { error, rejection: None }
     }
 }
 

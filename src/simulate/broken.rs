@@ -111,7 +111,7 @@ fn cut_short(mut body: String) -> String {
 
 /// HTTP 200 and the first half of the body, then the connection breaks: the body stream
 /// fails, so the server aborts the connection instead of finishing the response.
-fn dropped(real: String) -> Response {
+pub(super) fn dropped(real: String) -> Response {
     let half = Bytes::from(cut_short(real));
     let parts: [io::Result<Bytes>; 2] =
         [Ok(half), Err(io::Error::new(io::ErrorKind::ConnectionAborted, "simulated dropped connection"))];

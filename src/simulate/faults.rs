@@ -8,8 +8,9 @@
 //! usage and the random stream all restart from the new values.
 //!
 //! Triggered faults ([`FaultKind`], each with a [`Trigger`]: a rate, or "the next N") strike
-//! datacube requests that would otherwise be answered with a list. A request gets at most one
-//! *envelope* fault, which replaces the whole answer:
+//! datacube requests that would otherwise be answered with a list, or `api_authorizer_token`
+//! calls (below). A datacube request gets at most one *envelope* fault, which replaces the
+//! whole answer:
 //! - `busy` — errcode -1 "system error", the real service's "try again later". Like the real
 //!   one it sometimes sends the errcode as a string (`"-1"`) or no `errmsg` at all;
 //! - `http_5xx` — HTTP 502 or 503 with nginx's HTML error page, as when the gateway in front of
@@ -32,6 +33,19 @@
 //! - `negative_count` — one row's `msg_user` is negative;
 //! - `non_integer_count` — one row's `msg_count` (`msg_user` in distribution tables) is `2.5`
 //!   or `"many"`.
+//!
+//! Faults of `POST /cgi-bin/component/api_authorizer_token`, where a client exchanges an
+//! account's refresh token — which WeChat rotates at every use — for an access token. A call
+//! gets at most one of them, drawn like envelope faults but from a stream of their own:
+//! - `authorizer_lost` — the call is served (a successful one rotates the refresh token), then
+//!   the connection is cut halfway through the answer: the client never learns the new refresh
+//!   token, and the one it holds is dead;
+//! - `authorizer_busy` — errcode -1 "system error" before anything is checked: nothing rotated;
+//! - `refresh_used_elsewhere` — another client of the platform (a second process sharing the
+//!   account's refresh token) exchanges it first, so the call's refresh token is already
+//!   rotated away and answered 61023. [`super::RunningSimulator::authorizer_refresh_token`]
+//!   shows the other client's new one. `authorizer_latency_ms` delays every answer of that
+//!   endpoint, after the other client's exchange and before the call's own.
 //!
 //! Stateful limits answer with the real error codes, checked right after the token:
 //! `token_expires_after` (42001 once a token has served N calls), `token_overlap_secs` (40001
@@ -75,6 +89,15 @@ pub struct Faults {
     pub negative_count: Trigger,
     #[serde(skip_serializing_if = "Trigger::is_off")]
     pub non_integer_count: Trigger,
+    #[serde(skip_serializing_if = "Trigger::is_off")]
+    pub authorizer_lost: Trigger,
+    #[serde(skip_serializing_if = "Trigger::is_off")]
+    pub authorizer_busy: Trigger,
+    #[serde(skip_serializing_if = "Trigger::is_off")]
+    pub refresh_used_elsewhere: Trigger,
+    /// Added before answering each `api_authorizer_token` call, in milliseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub authorizer_latency_ms: u64,
     /// Added before answering each datacube request, in milliseconds.
     #[serde(skip_serializing_if = "is_zero")]
     pub latency_ms: u64,
@@ -171,6 +194,9 @@ pub enum FaultKind {
     UnknownCode,
     NegativeCount,
     NonIntegerCount,
+    AuthorizerLost,
+    AuthorizerBusy,
+    RefreshUsedElsewhere,
 }
 
 impl FaultKind {
@@ -187,8 +213,16 @@ impl FaultKind {
     /// Faults that alter the rows of a list; each is drawn on its own.
     pub const DATA: [FaultKind; 4] =
         [FaultKind::OutOfWindow, FaultKind::UnknownCode, FaultKind::NegativeCount, FaultKind::NonIntegerCount];
+    /// Faults of `api_authorizer_token` calls; a call gets at most one of them.
+    pub const AUTHORIZER: [FaultKind; 3] =
+        [FaultKind::AuthorizerLost, FaultKind::AuthorizerBusy, FaultKind::RefreshUsedElsewhere];
 
     pub fn all() -> impl Iterator<Item = FaultKind> {
+        Self::datacube().chain(Self::AUTHORIZER)
+    }
+
+    /// The faults of datacube requests.
+    pub fn datacube() -> impl Iterator<Item = FaultKind> {
         Self::ENVELOPE.into_iter().chain(Self::DATA)
     }
 
@@ -205,6 +239,9 @@ impl FaultKind {
             FaultKind::UnknownCode => "unknown_code",
             FaultKind::NegativeCount => "negative_count",
             FaultKind::NonIntegerCount => "non_integer_count",
+            FaultKind::AuthorizerLost => "authorizer_lost",
+            FaultKind::AuthorizerBusy => "authorizer_busy",
+            FaultKind::RefreshUsedElsewhere => "refresh_used_elsewhere",
         }
     }
 }
@@ -240,6 +277,9 @@ impl Faults {
             FaultKind::UnknownCode => &self.unknown_code,
             FaultKind::NegativeCount => &self.negative_count,
             FaultKind::NonIntegerCount => &self.non_integer_count,
+            FaultKind::AuthorizerLost => &self.authorizer_lost,
+            FaultKind::AuthorizerBusy => &self.authorizer_busy,
+            FaultKind::RefreshUsedElsewhere => &self.refresh_used_elsewhere,
         }
     }
 
@@ -256,6 +296,9 @@ impl Faults {
             FaultKind::UnknownCode => &mut self.unknown_code,
             FaultKind::NegativeCount => &mut self.negative_count,
             FaultKind::NonIntegerCount => &mut self.non_integer_count,
+            FaultKind::AuthorizerLost => &mut self.authorizer_lost,
+            FaultKind::AuthorizerBusy => &mut self.authorizer_busy,
+            FaultKind::RefreshUsedElsewhere => &mut self.refresh_used_elsewhere,
         }
     }
 
@@ -270,11 +313,15 @@ impl Faults {
                 )));
             }
         }
-        let envelope: f64 = FaultKind::ENVELOPE.iter().map(|&k| self.trigger(k).rate).sum();
-        if envelope > 1.0 + 1e-9 {
-            return Err(InvalidFaults(format!(
-                "the rates of busy, http_5xx, bad_json, drop, huge, deep and absurd add up to {envelope}: a request gets at most one of them, so they must add up to at most 1"
-            )));
+        for group in [&FaultKind::ENVELOPE[..], &FaultKind::AUTHORIZER[..]] {
+            let sum: f64 = group.iter().map(|&k| self.trigger(k).rate).sum();
+            if sum > 1.0 + 1e-9 {
+                let names: Vec<&str> = group.iter().map(|k| k.name()).collect();
+                return Err(InvalidFaults(format!(
+                    "the rates of {} add up to {sum}: a request gets at most one of them, so they must add up to at most 1",
+                    names.join(", ")
+                )));
+            }
         }
         if self.unauthorized.iter().any(|a| a.trim().is_empty()) {
             return Err(InvalidFaults(
@@ -372,6 +419,8 @@ mod tests {
             unauthorized: vec!["wxdemo000000000002".into()],
             max_span_days: BTreeMap::from([("upstream_msg_week".into(), 1)]),
             seed: 9,
+            authorizer_lost: Trigger::count(1),
+            authorizer_latency_ms: 500,
             ..Faults::default()
         };
         let json = serde_json::to_value(&faults).unwrap();
@@ -388,7 +437,7 @@ mod tests {
             assert_eq!(kind.name().parse::<FaultKind>().unwrap(), kind);
         }
         let counts: Vec<u64> = FaultKind::all().map(|k| faults.trigger(k).count).collect();
-        assert_eq!(counts, (1..=11).collect::<Vec<_>>());
+        assert_eq!(counts, (1..=14).collect::<Vec<_>>());
         let json = serde_json::to_value(&faults).unwrap();
         assert!(FaultKind::all().all(|k| json[k.name()]["count"].is_u64()), "{json}");
     }
@@ -403,6 +452,12 @@ mod tests {
         assert!(refused(Faults { deep: Trigger::rate(f64::NAN), ..Faults::default() }).contains("deep rate"));
         let crowded = Faults { busy: Trigger::rate(0.6), http_5xx: Trigger::rate(0.6), ..Faults::default() };
         assert!(refused(crowded).contains("add up to"));
+        let crowded =
+            Faults { authorizer_lost: Trigger::rate(0.6), authorizer_busy: Trigger::rate(0.6), ..Faults::default() };
+        assert!(refused(crowded).contains("authorizer_lost, authorizer_busy, refresh_used_elsewhere add up to 1.2"));
+        // A datacube request and an authorizer call are different requests: their rates need not share.
+        let apart = Faults { busy: Trigger::always(), authorizer_busy: Trigger::always(), ..Faults::default() };
+        assert!(apart.validated().is_ok());
         // Data faults are drawn on their own: their rates need not share.
         let data = Faults { out_of_window: Trigger::always(), unknown_code: Trigger::always(), ..Faults::default() };
         assert!(data.validated().is_ok());

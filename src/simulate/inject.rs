@@ -11,6 +11,9 @@
 //! 5. [`Injector::envelope`], then, if none struck, [`Injector::data`] for an answer that
 //!    would be a list.
 //!
+//! For `api_authorizer_token` calls it is asked once, on arrival: [`Injector::authorizer`] and
+//! [`Injector::authorizer_latency`].
+//!
 //! It also counts each account's calls per endpoint and day, with or without a quota, for the
 //! quota endpoint ([`Injector::daily_used`]).
 //!
@@ -66,12 +69,16 @@ pub const DEFAULT_DAILY_LIMIT: u64 = 5000;
 /// Seed tags, so that jitter draws never shift which requests get a fault.
 const TAG_RATES: u64 = 1;
 const TAG_JITTER: u64 = 2;
+/// Authorizer calls draw from their own stream, so they never shift which datacube requests
+/// get a fault.
+const TAG_AUTHORIZER: u64 = 3;
 
 #[derive(Debug)]
 pub struct Injector {
     faults: Faults,
     rates: Rng,
     jitter: Rng,
+    authorizer_rates: Rng,
     struck: BTreeMap<FaultKind, u64>,
     /// Calls per (appid, endpoint) on the given day that the daily quota let through.
     daily_calls: HashMap<(String, String), (NaiveDate, u64)>,
@@ -85,6 +92,7 @@ impl Injector {
         Self {
             rates: Rng::new(rng::mix(faults.seed, TAG_RATES)),
             jitter: Rng::new(rng::mix(faults.seed, TAG_JITTER)),
+            authorizer_rates: Rng::new(rng::mix(faults.seed, TAG_AUTHORIZER)),
             faults,
             struck: BTreeMap::new(),
             daily_calls: HashMap::new(),
@@ -169,6 +177,22 @@ impl Injector {
         Some(self.strike(kind))
     }
 
+    /// The fault striking this `api_authorizer_token` call, if one does: the first kind with a
+    /// count left, else one drawn by rate.
+    pub fn authorizer(&mut self) -> Option<Strike> {
+        let kind = match FaultKind::AUTHORIZER.into_iter().find(|&k| self.take_count(k)) {
+            Some(kind) => kind,
+            None => one_by_rate(&self.faults, &FaultKind::AUTHORIZER, &mut self.authorizer_rates)?,
+        };
+        Some(self.strike(kind))
+    }
+
+    /// How long to hold back this `api_authorizer_token` answer, if at all.
+    pub fn authorizer_latency(&self) -> Option<Duration> {
+        let ms = self.faults.authorizer_latency_ms;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
     /// The data faults altering this list, each by its own count or draw.
     pub fn data(&mut self) -> Vec<Strike> {
         let mut strikes = Vec::new();
@@ -193,15 +217,7 @@ impl Injector {
     }
 
     fn draw_envelope(&mut self) -> Option<FaultKind> {
-        if FaultKind::ENVELOPE.iter().all(|&k| self.faults.trigger(k).rate == 0.0) {
-            return None;
-        }
-        let u = self.rates.unit();
-        let mut upto = 0.0;
-        FaultKind::ENVELOPE.into_iter().find(|&k| {
-            upto += self.faults.trigger(k).rate;
-            u < upto
-        })
+        one_by_rate(&self.faults, &FaultKind::ENVELOPE, &mut self.rates)
     }
 
     fn strike(&mut self, kind: FaultKind) -> Strike {
@@ -209,6 +225,20 @@ impl Injector {
         *struck += 1;
         Strike { kind, nth: *struck - 1 }
     }
+}
+
+/// One of `kinds` drawn by their rates (which add up to at most 1, so each strikes with exactly
+/// its rate), or none. Draws nothing when no kind has a rate.
+fn one_by_rate(faults: &Faults, kinds: &[FaultKind], rng: &mut Rng) -> Option<FaultKind> {
+    if kinds.iter().all(|&k| faults.trigger(k).rate == 0.0) {
+        return None;
+    }
+    let u = rng.unit();
+    let mut upto = 0.0;
+    kinds.iter().copied().find(|&k| {
+        upto += faults.trigger(k).rate;
+        u < upto
+    })
 }
 
 /// Counts one call in a `(period, calls)` counter, starting over when the period changed.
@@ -336,6 +366,30 @@ mod tests {
         let mut i = with(Faults { unauthorized: vec!["wxb".into()], daily_quota: Some(0), ..Faults::default() });
         assert_eq!(i.limit("wxb", "getupstreammsg", day(1), 0), Some(Limit::Unauthorized));
         assert_eq!(i.limit("wxa", "getupstreammsg", day(1), 0), Some(Limit::DailyQuota));
+    }
+
+    #[test]
+    fn authorizer_faults_strike_authorizer_calls_only() {
+        let mut i = with(Faults {
+            authorizer_lost: Trigger::count(1),
+            refresh_used_elsewhere: Trigger::count(1),
+            authorizer_latency_ms: 40,
+            ..Faults::default()
+        });
+        let kinds: Vec<_> = (0..3).map(|_| i.authorizer().map(|s| s.kind)).collect();
+        assert_eq!(kinds, [Some(FaultKind::AuthorizerLost), Some(FaultKind::RefreshUsedElsewhere), None]);
+        assert_eq!(i.authorizer_latency(), Some(Duration::from_millis(40)));
+        assert_eq!((i.envelope(), i.latency()), (None, None), "datacube requests are left alone");
+        // Drawing authorizer faults by rate leaves the datacube draws as they were.
+        let faults =
+            Faults { busy: Trigger::rate(0.5), authorizer_busy: Trigger::rate(0.5), seed: 4, ..Faults::default() };
+        let (mut alone, mut mixed) =
+            (with(Faults { authorizer_busy: Trigger::default(), ..faults.clone() }), with(faults));
+        for _ in 0..200 {
+            mixed.authorizer();
+            assert_eq!(alone.envelope(), mixed.envelope());
+        }
+        assert_eq!(with(Faults::default()).authorizer(), None);
     }
 
     #[test]

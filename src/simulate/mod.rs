@@ -37,7 +37,8 @@
 //!
 //! It also misbehaves on demand, the way the real service and the network in front of it do —
 //! errcodes -1, 45009, 45011, 48001, 42001 and 40001, HTTP 5xx pages, broken, huge or absurd
-//! bodies, dropped connections, bad rows, latency, narrower spans — by rate or by count, from
+//! bodies, dropped connections, bad rows, latency, narrower spans; lost `api_authorizer_token`
+//! answers and refresh tokens another client exchanged first — by rate or by count, from
 //! flags or at run time ([`faults`] tells which and why).
 
 pub mod accounts;
@@ -89,6 +90,10 @@ pub struct SimulateArgs {
     /// Lifetime of a new access token, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
     pub token_ttl_secs: u64,
+    /// Lifetime of a new component token (the demo platform's), in seconds; default: as
+    /// --token-ttl-secs.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub component_token_ttl_secs: Option<u64>,
     /// Enforces a shorter (or longer) span for a table than the registry's, as newer API pages
     /// document for some, e.g. `--max-span getupstreammsgweek=1`. Repeatable.
     #[arg(long = "max-span", value_name = "TABLE=DAYS", value_parser = parse_max_span)]
@@ -104,7 +109,9 @@ pub struct FaultArgs {
     /// Injects a fault into datacube answers: KIND=RATE strikes each request with that
     /// probability (0 to 1), KIND=xN the next N requests. Repeatable. Kinds: busy, http_5xx,
     /// bad_json, drop, huge, deep, absurd, out_of_window, unknown_code, negative_count,
-    /// non_integer_count.
+    /// non_integer_count; and for api_authorizer_token calls: authorizer_lost (served, then
+    /// the connection is cut), authorizer_busy (errcode -1), refresh_used_elsewhere (another
+    /// client exchanged the refresh token first: 61023).
     #[arg(long = "fault", value_name = "KIND=RATE|KIND=xN", value_parser = faults::parse_fault_flag)]
     pub fault: Vec<(FaultKind, faults::TriggerSpec)>,
     /// Delays every datacube answer by this many milliseconds.
@@ -113,6 +120,9 @@ pub struct FaultArgs {
     /// Adds up to this many milliseconds more, drawn per request.
     #[arg(long, value_name = "MS", value_parser = whole("a whole number of milliseconds", "50"))]
     pub latency_jitter_ms: Option<u64>,
+    /// Delays every api_authorizer_token answer by this many milliseconds.
+    #[arg(long, value_name = "MS", value_parser = whole("a whole number of milliseconds", "500"))]
+    pub authorizer_latency_ms: Option<u64>,
     /// Each access token answers 42001 (expired) after serving N datacube calls.
     #[arg(long, value_name = "N", value_parser = whole("a whole number of calls", "10"))]
     pub token_expires_after: Option<u64>,
@@ -147,6 +157,7 @@ impl FaultArgs {
         let set = |field: &mut u64, flag: Option<u64>| *field = flag.unwrap_or(*field);
         set(&mut faults.latency_ms, self.latency_ms);
         set(&mut faults.latency_jitter_ms, self.latency_jitter_ms);
+        set(&mut faults.authorizer_latency_ms, self.authorizer_latency_ms);
         set(&mut faults.seed, self.fault_seed);
         faults.token_expires_after = self.token_expires_after.or(faults.token_expires_after);
         faults.token_overlap_secs = self.token_overlap_secs.or(faults.token_overlap_secs);
@@ -166,6 +177,7 @@ impl SimulateArgs {
             accounts: self.accounts as usize,
             clock: self.today.map_or(Clock::System, Clock::noon_on),
             token_ttl: Duration::from_secs(self.token_ttl_secs),
+            component_token_ttl: self.component_token_ttl_secs.map(Duration::from_secs),
             max_span_days: self.max_span.iter().cloned().collect::<BTreeMap<_, _>>(),
             faults: self.faults.faults()?,
             ..SimConfig::default()
@@ -282,6 +294,8 @@ mod tests {
             "1000",
             "--token-ttl-secs",
             "60",
+            "--component-token-ttl-secs",
+            "5",
             "--max-span",
             "getupstreammsgweek=1",
             "--max-span",
@@ -294,6 +308,7 @@ mod tests {
         assert_eq!(config.clock, Clock::noon_on(dates::parse_date("2024-03-12").unwrap()));
         assert_eq!(config.accounts, 1000);
         assert_eq!(config.token_ttl, Duration::from_secs(60));
+        assert_eq!((config.component_token_ttl, defaults.component_token_ttl), (Some(Duration::from_secs(5)), None));
         assert_eq!(
             config.max_span_days,
             BTreeMap::from([("upstream_msg_week".to_string(), 1), ("upstream_msg_dist_month".to_string(), 15)])
@@ -331,6 +346,10 @@ mod tests {
             "wxdemo000000000003",
             "--fault-seed",
             "42",
+            "--fault",
+            "authorizer_lost=x1",
+            "--authorizer-latency-ms",
+            "300",
         ]);
         let expected = Faults {
             busy: Trigger { rate: 0.2, count: 1 },
@@ -344,6 +363,8 @@ mod tests {
             per_minute_limit: Some(6),
             unauthorized: vec!["wxdemo000000000002".into(), "wxdemo000000000003".into()],
             seed: 42,
+            authorizer_lost: Trigger::count(1),
+            authorizer_latency_ms: 300,
             ..Faults::default()
         };
         assert_eq!(all, expected);

@@ -37,6 +37,13 @@
 //!
 //! Conversely, a component token presented to a datacube endpoint or to the quota endpoint is
 //! refused with 61015 "must use biz account token for not component api".
+//!
+//! Faults ([`super::faults`]) make `api_authorizer_token` lose its answer after rotating the
+//! refresh token (`authorizer_lost`), answer -1 without rotating it (`authorizer_busy`), or
+//! find it exchanged by another client first (`refresh_used_elsewhere`, 61023); each call is
+//! recorded in [`super::SimStats::authorizer_requests`], with whether it presented a refresh
+//! token that had already been exchanged. [`super::SimConfig::component_token_ttl`] gives
+//! component tokens a lifetime of their own.
 
 use std::sync::Arc;
 
@@ -47,7 +54,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::accounts;
+use super::broken;
+use super::faults::FaultKind;
 use super::server::{ApiError, SimState, json_response, lock, log_token, query_param};
+use super::stats::AuthorizerRequest;
 use super::tokens::TokenCheck;
 
 type Request = serde_json::Map<String, Value>;
@@ -105,12 +115,54 @@ pub(super) async fn authorizer_token(
 ) -> Response {
     lock(&s.stats).authorizer_token();
     let request = parse(&body);
-    let outcome = authorizer_token_answer(&s, query.as_deref(), request.as_ref());
-    log_token("authorizer_token", logged(request.as_ref(), "authorizer_appid").as_deref(), &outcome);
-    outcome.unwrap_or_else(IntoResponse::into_response)
+    let appid = logged(request.as_ref(), "authorizer_appid");
+    let (strike, latency) = {
+        let mut inject = lock(&s.inject);
+        (inject.authorizer().map(|strike| strike.kind), inject.authorizer_latency())
+    };
+    let mut seen = AuthorizerRequest { appid: None, errcode: 0, stale_refresh_token: false, faults: Vec::new() };
+    seen.faults.extend(strike.map(|kind| kind.name().to_string()));
+    if strike == Some(FaultKind::RefreshUsedElsewhere) {
+        exchange_elsewhere(&s, appid.as_deref());
+    }
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+    let outcome = match strike {
+        Some(FaultKind::AuthorizerBusy) => Err(ApiError::SystemBusy),
+        _ => authorizer_token_answer(&s, query.as_deref(), request.as_ref(), &mut seen),
+    };
+    log_token("authorizer_token", appid.as_deref(), &outcome);
+    seen.errcode = outcome.as_ref().err().map_or(0, |e| e.code());
+    lock(&s.stats).authorizer(seen);
+    let body = outcome.unwrap_or_else(ApiError::body);
+    match strike {
+        Some(FaultKind::AuthorizerLost) => broken::dropped(body),
+        _ => json_response(body),
+    }
 }
 
-fn authorizer_token_answer(s: &SimState, query: Option<&str>, request: Option<&Request>) -> Result<Response, ApiError> {
+/// Another client of the platform — a second process holding the same refresh token —
+/// exchanges `appid`'s refresh token first: it is rotated, and the new one is the other
+/// client's.
+fn exchange_elsewhere(s: &SimState, appid: Option<&str>) {
+    let Some((appid, account)) = appid.and_then(|a| Some((a, s.accounts.index_of(a)?))) else {
+        return;
+    };
+    let first = accounts::demo_refresh_token(account);
+    let rules = lock(&s.inject).token_rules();
+    let mut tokens = lock(&s.tokens);
+    let current = tokens.current_refresh(appid).unwrap_or(&first).to_string();
+    tokens.authorizer(appid, &current, &first, Instant::now(), rules);
+}
+
+/// The body of a served call, or the error to answer with.
+fn authorizer_token_answer(
+    s: &SimState,
+    query: Option<&str>,
+    request: Option<&Request>,
+    seen: &mut AuthorizerRequest,
+) -> Result<String, ApiError> {
     let token = query_param(query, "component_access_token").ok_or(ApiError::AccessTokenMissing)?;
     let component = match lock(&s.tokens).check_component(&token, Instant::now()) {
         TokenCheck::Valid(component) => component,
@@ -127,17 +179,21 @@ fn authorizer_token_answer(s: &SimState, query: Option<&str>, request: Option<&R
     }
     let appid = appid.ok_or(ApiError::AppidMissing)?;
     let account = s.accounts.index_of(appid).ok_or(ApiError::ComponentUnauthorized)?;
+    seen.appid = Some(appid.to_string());
     let refresh_token = refresh_token.ok_or(ApiError::RefreshTokenInvalid)?;
     let rules = lock(&s.inject).token_rules();
     let first = accounts::demo_refresh_token(account);
-    let (issued, next) = lock(&s.tokens)
-        .authorizer(appid, refresh_token, &first, Instant::now(), rules)
-        .ok_or(ApiError::RefreshTokenInvalid)?;
+    let mut tokens = lock(&s.tokens);
+    let Some((issued, next)) = tokens.authorizer(appid, refresh_token, &first, Instant::now(), rules) else {
+        seen.stale_refresh_token = tokens.was_exchanged(refresh_token);
+        return Err(ApiError::RefreshTokenInvalid);
+    };
+    drop(tokens);
     s.know(appid);
-    Ok(json_response(format!(
+    Ok(format!(
         r#"{{"authorizer_access_token":"{}","expires_in":{},"authorizer_refresh_token":"{next}"}}"#,
         issued.token, issued.expires_in
-    )))
+    ))
 }
 
 #[cfg(test)]
@@ -149,7 +205,7 @@ mod tests {
     use super::super::accounts::{
         demo_appid, demo_component_appid, demo_component_secret, demo_refresh_token, demo_secret, demo_verify_ticket,
     };
-    use super::super::faults::Faults;
+    use super::super::faults::{Faults, Trigger};
     use super::super::testing::{Client, assert_error, config};
     use super::super::{SimConfig, Simulator};
 
@@ -417,6 +473,90 @@ mod tests {
         }
         assert!(!secrets.contains(&demo_secret(3)), "account 3 was never given a token");
         assert_eq!(secrets.len(), tokens.len() + 6);
+    }
+
+    /// `api_authorizer_token` for demo account 1 with `refresh`, whatever comes back: the
+    /// answer, or `None` when the connection broke.
+    async fn raw_authorizer(c: &Client, component: &str, refresh: &str) -> Option<Value> {
+        let body = json!({"component_appid": demo_component_appid(), "authorizer_appid": demo_appid(1),
+            "authorizer_refresh_token": refresh});
+        let response = c.http.post(c.url(&authorizer_path(component))).body(body.to_string()).send().await.ok()?;
+        serde_json::from_slice(&response.bytes().await.ok()?).ok()
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_has_rotated_the_refresh_token_all_the_same() {
+        let c = Client::start(SimConfig {
+            faults: Faults { authorizer_lost: Trigger::count(1), ..Faults::default() },
+            ..config()
+        })
+        .await;
+        let component = c.component().await;
+        let first = demo_refresh_token(1);
+        assert_eq!(raw_authorizer(&c, &component, &first).await, None, "the connection is cut");
+        let rotated = c.sim.authorizer_refresh_token(&demo_appid(1)).unwrap();
+        assert_ne!(rotated, first, "the call was served");
+        // The client that lost the answer only has the dead one.
+        assert_error(&c.authorizer_token(&component, 1, &first).await, 61023, "refresh_token is invalid");
+        assert!(c.authorizer_token(&component, 1, &rotated).await["authorizer_access_token"].is_string());
+        let stats = c.sim.stats();
+        assert_eq!(stats.faults["authorizer_lost"], 1);
+        let seen: Vec<(i64, bool)> =
+            stats.authorizer_requests.iter().map(|r| (r.errcode, r.stale_refresh_token)).collect();
+        assert_eq!(seen, [(0, false), (61023, true), (0, false)]);
+        assert_eq!(stats.authorizer_requests[0].faults, ["authorizer_lost"]);
+        assert_eq!(stats.authorizer_requests[0].appid.as_deref(), Some(demo_appid(1).as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_busy_answer_rotates_nothing() {
+        let c = Client::start(SimConfig {
+            faults: Faults { authorizer_busy: Trigger::count(1), ..Faults::default() },
+            ..config()
+        })
+        .await;
+        let component = c.component().await;
+        let first = demo_refresh_token(1);
+        let busy = c.authorizer_token(&component, 1, &first).await;
+        assert_error(&busy, -1, "system error");
+        assert_eq!(c.sim.authorizer_refresh_token(&demo_appid(1)), Some(first.clone()));
+        assert!(c.authorizer_token(&component, 1, &first).await["authorizer_access_token"].is_string());
+        assert_eq!(c.sim.stats().faults["authorizer_busy"], 1);
+    }
+
+    #[tokio::test]
+    async fn another_client_may_exchange_the_refresh_token_first() {
+        let faults =
+            Faults { refresh_used_elsewhere: Trigger::count(1), authorizer_latency_ms: 300, ..Faults::default() };
+        let c = Client::start(SimConfig { faults, ..config() }).await;
+        let component = c.component().await;
+        let first = demo_refresh_token(1);
+        let call = c.authorizer_token(&component, 1, &first);
+        let watch = async {
+            // The other client's exchange is visible while the call's answer is held back.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            c.sim.authorizer_refresh_token(&demo_appid(1)).unwrap()
+        };
+        let (answer, theirs) = tokio::join!(call, watch);
+        assert_error(&answer, 61023, "refresh_token is invalid");
+        assert_ne!(theirs, first);
+        assert_eq!(c.sim.authorizer_refresh_token(&demo_appid(1)), Some(theirs.clone()), "the refusal rotates nothing");
+        assert!(c.authorizer_token(&component, 1, &theirs).await["authorizer_access_token"].is_string());
+        let stats = c.sim.stats();
+        assert_eq!(stats.authorizer_requests[0].faults, ["refresh_used_elsewhere"]);
+        assert!(stats.authorizer_requests[0].stale_refresh_token);
+    }
+
+    #[tokio::test]
+    async fn component_tokens_may_expire_sooner_than_account_tokens() {
+        let c = Client::start(SimConfig { component_token_ttl: Some(Duration::from_secs(1)), ..config() }).await;
+        let answer = c.component_token().await;
+        assert_eq!(answer["expires_in"], 1);
+        let component = str_of(&answer, "component_access_token").to_string();
+        let (access, refresh) = authorize(&c, &component, 1).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_error(&c.authorizer_token(&component, 1, &refresh).await, 42001, "access_token expired");
+        assert!(c.datacube("getupstreammsg", &access, "2024-03-11", "2024-03-11").await["list"].is_array());
     }
 
     #[tokio::test]

@@ -85,6 +85,8 @@ pub struct SimConfig {
     pub clock: Clock,
     /// Lifetime of a new access token. Default 2 hours, as the real service.
     pub token_ttl: Duration,
+    /// Lifetime of a new component token, when it should differ from `token_ttl`.
+    pub component_token_ttl: Option<Duration>,
     /// How long a classic (`/cgi-bin/token`), authorizer or component token keeps working once
     /// a newer one of its kind is issued. Default 5 minutes, as the real service.
     pub token_overlap: Duration,
@@ -103,6 +105,7 @@ impl Default for SimConfig {
             accounts: 3,
             clock: Clock::System,
             token_ttl: Duration::from_secs(7200),
+            component_token_ttl: None,
             token_overlap: Duration::from_secs(300),
             max_span_days: BTreeMap::new(),
             faults: Faults::default(),
@@ -256,7 +259,10 @@ impl SimState {
             accounts: Accounts::new(config.accounts),
             clock: config.clock,
             endpoints,
-            tokens: Mutex::new(TokenStore::new(config.token_ttl, config.token_overlap)),
+            tokens: Mutex::new(
+                TokenStore::new(config.token_ttl, config.token_overlap)
+                    .with_component_ttl(config.component_token_ttl.unwrap_or(config.token_ttl)),
+            ),
             stats: Mutex::new(Recorder::default()),
             inject: Mutex::new(Injector::new(config.faults.clone().validated().map_err(invalid)?)),
             known_accounts: Mutex::new(BTreeSet::new()),
@@ -300,6 +306,8 @@ fn router(state: Arc<SimState>) -> Router {
 /// The errors the simulator answers with, and their texts on the real service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ApiError {
+    /// -1, the real service's "try again later".
+    SystemBusy,
     InvalidCredential,
     InvalidGrantType,
     InvalidAppid,
@@ -336,8 +344,9 @@ impl From<Limit> for ApiError {
 }
 
 impl ApiError {
-    fn code(self) -> i64 {
+    pub(super) fn code(self) -> i64 {
         match self {
+            ApiError::SystemBusy => -1,
             ApiError::InvalidCredential => 40001,
             ApiError::InvalidGrantType => 40002,
             ApiError::InvalidAppid => 40013,
@@ -363,6 +372,7 @@ impl ApiError {
 
     fn message(self) -> &'static str {
         match self {
+            ApiError::SystemBusy => "system error",
             ApiError::InvalidCredential => "invalid credential, access_token is invalid or not latest",
             ApiError::InvalidGrantType => "invalid grant_type",
             ApiError::InvalidAppid => "invalid appid",
@@ -387,9 +397,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer's body: `{"errcode", "errmsg"}` with a request id, as the real service sends.
+    pub(super) fn body(self) -> String {
+        format!(r#"{{"errcode":{},"errmsg":"{} rid: {}"}}"#, self.code(), self.message(), rid())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(format!(r#"{{"errcode":{},"errmsg":"{} rid: {}"}}"#, self.code(), self.message(), rid()))
+        json_response(self.body())
     }
 }
 
@@ -428,7 +445,7 @@ fn authenticate(
 }
 
 /// Logs a token call's outcome: never the secret, nor the token.
-pub(super) fn log_token(kind: &str, appid: Option<&str>, outcome: &Result<Response, ApiError>) {
+pub(super) fn log_token<T>(kind: &str, appid: Option<&str>, outcome: &Result<T, ApiError>) {
     let errcode = outcome.as_ref().err().map_or(0, |e| e.code());
     tracing::debug!(kind, appid = appid.unwrap_or("-"), errcode, "token request");
 }

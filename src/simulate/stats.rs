@@ -28,11 +28,16 @@ pub struct SimStats {
     pub recent: Vec<DatacubeRequest>,
     /// Requests that no longer fit in `recent`.
     pub recent_dropped: u64,
+    /// The latest `api_authorizer_token` calls, oldest first (at most [`RECENT_CAPACITY`]).
+    #[serde(default)]
+    pub authorizer_requests: Vec<AuthorizerRequest>,
     /// Injected faults that struck, by name: each triggered kind (`busy`, `http_5xx`, …, see
     /// [`super::faults::FaultKind`]), and `latency` (a delayed answer), `token_expired` (42001
     /// from `token_expires_after`), `token_not_latest` (40001 for a token a newer one
-    /// replaced), `unauthorized` (48001), `daily_quota` (45009), `per_minute_limit` (45011)
-    /// and `max_span` (61501 for a window the registry's span allows).
+    /// replaced), `unauthorized` (48001), `daily_quota` (45009), `per_minute_limit` (45011),
+    /// `max_span` (61501 for a window the registry's span allows), and the faults of
+    /// `api_authorizer_token` calls (`authorizer_lost`, `authorizer_busy`,
+    /// `refresh_used_elsewhere`).
     #[serde(default)]
     pub faults: BTreeMap<String, u64>,
 }
@@ -74,6 +79,23 @@ pub struct DatacubeRequest {
     pub faults: Vec<String>,
 }
 
+/// One `api_authorizer_token` call as the simulator saw it. Never a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizerRequest {
+    /// The account it asked for, once the call got that far: a demo account, with a good
+    /// component token and body.
+    pub appid: Option<String>,
+    /// The answer's errcode: 0 when served (also when `authorizer_lost` then cut the answer).
+    pub errcode: i64,
+    /// The refresh token presented had already been exchanged (rotated away): a client sending
+    /// a dead refresh token again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale_refresh_token: bool,
+    /// The faults that struck this call, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+}
+
 fn ok() -> u16 {
     200
 }
@@ -83,6 +105,7 @@ fn ok() -> u16 {
 pub(crate) struct Recorder {
     stats: SimStats,
     recent: VecDeque<DatacubeRequest>,
+    authorizer: VecDeque<AuthorizerRequest>,
 }
 
 impl Recorder {
@@ -111,8 +134,20 @@ impl Recorder {
         self.stats.token_calls.component_token += 1;
     }
 
+    /// An `api_authorizer_token` call arrived.
     pub fn authorizer_token(&mut self) {
         self.stats.token_calls.authorizer_token += 1;
+    }
+
+    /// An `api_authorizer_token` call was answered.
+    pub fn authorizer(&mut self, request: AuthorizerRequest) {
+        for fault in &request.faults {
+            *self.stats.faults.entry(fault.clone()).or_default() += 1;
+        }
+        if self.authorizer.len() == RECENT_CAPACITY {
+            self.authorizer.pop_front();
+        }
+        self.authorizer.push_back(request);
     }
 
     pub fn quota(&mut self) {
@@ -120,7 +155,11 @@ impl Recorder {
     }
 
     pub fn snapshot(&self) -> SimStats {
-        SimStats { recent: self.recent.iter().cloned().collect(), ..self.stats.clone() }
+        SimStats {
+            recent: self.recent.iter().cloned().collect(),
+            authorizer_requests: self.authorizer.iter().cloned().collect(),
+            ..self.stats.clone()
+        }
     }
 
     pub fn reset(&mut self) {
@@ -152,6 +191,12 @@ mod tests {
         r.authorizer_token();
         r.authorizer_token();
         r.component_token();
+        r.authorizer(AuthorizerRequest {
+            appid: None,
+            errcode: 61023,
+            stale_refresh_token: true,
+            faults: vec!["refresh_used_elsewhere".into()],
+        });
         r.quota();
         let s = r.snapshot();
         assert_eq!(s.datacube_requests, 3);
@@ -159,7 +204,8 @@ mod tests {
         assert_eq!(s.token_calls, TokenCalls { stable_token: 1, token: 0, component_token: 1, authorizer_token: 2 });
         assert_eq!(s.quota_requests, 1);
         assert_eq!(s.recent.len(), 3);
-        assert_eq!(s.faults, BTreeMap::from([("busy".to_string(), 1)]));
+        assert_eq!(s.faults, BTreeMap::from([("busy".into(), 1), ("refresh_used_elsewhere".into(), 1)]));
+        assert_eq!(s.authorizer_requests.len(), 1);
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SimStats>(&json).unwrap(), s);
         // Stats written before the platform endpoints existed still parse.

@@ -26,7 +26,7 @@
 //! Lifetimes run on the monotonic clock (tokio's, so a test may pause it), not on the simulated
 //! calendar, which only decides which dates have data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -87,6 +87,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct TokenStore {
     ttl: Duration,
+    /// Lifetime of a new component token; `ttl` unless set apart.
+    component_ttl: Duration,
     overlap: Duration,
     tokens: HashMap<String, Entry>,
     stable: HashMap<String, String>,
@@ -96,6 +98,8 @@ pub struct TokenStore {
     component: HashMap<String, String>,
     /// Current authorizer refresh token per account, once the first one was used.
     refresh: HashMap<String, String>,
+    /// Refresh tokens that were exchanged, hence rotated away.
+    used_refresh: HashSet<String>,
     /// Every token ever issued (access, component and refresh tokens), oldest first, for tests
     /// that look for leaks.
     history: Vec<String>,
@@ -117,6 +121,7 @@ impl TokenStore {
     pub fn new(ttl: Duration, overlap: Duration) -> Self {
         Self {
             ttl,
+            component_ttl: ttl,
             overlap,
             tokens: HashMap::new(),
             stable: HashMap::new(),
@@ -124,8 +129,15 @@ impl TokenStore {
             authorizer: HashMap::new(),
             component: HashMap::new(),
             refresh: HashMap::new(),
+            used_refresh: HashSet::new(),
             history: Vec::new(),
         }
+    }
+
+    /// Gives new component tokens a lifetime of their own.
+    pub fn with_component_ttl(mut self, ttl: Duration) -> Self {
+        self.component_ttl = ttl;
+        self
     }
 
     /// `/cgi-bin/stable_token`: the account's current stable token, or a new one if there is
@@ -176,6 +188,7 @@ impl TokenStore {
             return None;
         }
         let issued = self.rolling(Rolling::Authorizer, appid, now, rules);
+        self.used_refresh.insert(refresh_token.to_string());
         let refresh = new_refresh_token();
         self.history.push(refresh.clone());
         self.refresh.insert(appid.to_string(), refresh.clone());
@@ -186,6 +199,12 @@ impl TokenStore {
     /// the first one is current.
     pub fn current_refresh(&self, appid: &str) -> Option<&str> {
         self.refresh.get(appid).map(String::as_str)
+    }
+
+    /// Whether `refresh_token` was exchanged already: a client presenting it again lost track
+    /// of the rotation.
+    pub fn was_exchanged(&self, refresh_token: &str) -> bool {
+        self.used_refresh.contains(refresh_token)
     }
 
     /// An account's token presented to an account's API.
@@ -274,7 +293,7 @@ impl TokenStore {
                 }
             }
         }
-        Issued { token, expires_in: self.ttl.as_secs() }
+        Issued { token, expires_in: self.ttl_of(holder).as_secs() }
     }
 
     /// Makes `token` the account's current token for all three endpoints; the ones it replaces
@@ -299,9 +318,17 @@ impl TokenStore {
             self.forget_old(now);
         }
         let token = self.history.last().expect("just pushed").clone();
-        let entry = Entry { appid: appid.to_string(), holder, expires_at: now + self.ttl, retired_at: None, uses: 0 };
+        let expires_at = now + self.ttl_of(holder);
+        let entry = Entry { appid: appid.to_string(), holder, expires_at, retired_at: None, uses: 0 };
         self.tokens.insert(token.clone(), entry);
         token
+    }
+
+    fn ttl_of(&self, holder: Holder) -> Duration {
+        match holder {
+            Holder::Account => self.ttl,
+            Holder::Component => self.component_ttl,
+        }
     }
 
     fn forget_old(&mut self, now: Instant) {
@@ -449,6 +476,7 @@ mod tests {
         assert!(second.starts_with("refreshtoken@@@") && second.len() == 58, "{second}");
         assert_eq!(s.current_refresh("wxa"), Some(second.as_str()));
         assert_eq!(s.authorizer("wxa", "first", "first", t0, REAL), None, "the first one is used up");
+        assert!(s.was_exchanged("first") && !s.was_exchanged(&second) && !s.was_exchanged("wrong"));
         assert_eq!(s.authorizer("wxb", &second, "firstb", t0, REAL), None, "another account's");
         assert_eq!(s.check(&a.token, t0), valid("wxa"));
         let (b, third) = s.authorizer("wxa", &second, "first", t0 + secs(10), REAL).unwrap();
@@ -475,6 +503,18 @@ mod tests {
         assert_eq!(s.check_component(&c.token, t0 + secs(301)), TokenCheck::NotLatest);
         assert_eq!(s.check_component(&newer.token, t0 + secs(301)), valid("wxc"));
         assert_eq!(s.check_component(&newer.token, t0 + TTL + secs(1)), TokenCheck::Expired);
+    }
+
+    #[test]
+    fn component_tokens_may_live_shorter() {
+        let mut s = TokenStore::new(TTL, OVERLAP).with_component_ttl(secs(2));
+        let t0 = Instant::now();
+        let c = s.component("wxc", t0);
+        assert_eq!(c.expires_in, 2);
+        assert_eq!(s.check_component(&c.token, t0 + secs(1)), valid("wxc"));
+        assert_eq!(s.check_component(&c.token, t0 + secs(2)), TokenCheck::Expired);
+        let account = s.stable("wxa", false, t0, REAL);
+        assert_eq!((account.expires_in, s.check(&account.token, t0 + secs(3))), (7200, valid("wxa")));
     }
 
     #[test]

@@ -255,3 +255,33 @@ async fn a_per_minute_limit_waits_for_the_next_minute() {
     assert!(run.stderr.contains("45011"), "{}", run.stderr);
     assert_no_secrets(&run, out.path(), &sim, &[]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_given_token_that_is_refused_fails_its_account_with_the_fix() {
+    let sim = faulty(Faults { token_expires_after: Some(5), ..Faults::default() }).await;
+    let url = format!("{}/cgi-bin/stable_token", sim.base_url());
+    let request = serde_json::json!({"grant_type": "client_credential", "appid": appid(1), "secret": secret(1)});
+    let answer: serde_json::Value =
+        reqwest::Client::new().post(url).json(&request).send().await.unwrap().json().await.unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_string();
+    let out = tempfile::tempdir().unwrap();
+    let base = sim.base_url();
+    let out_dir = out.path().to_str().unwrap();
+    let id = appid(1);
+    let args = [&["extract", "--output", out_dir, "--api-base", &base, "--appid", &id][..], &RANGE[..], &["-vv"]];
+    let run = wxcube(&args.concat(), &[("WECHAT_ACCESS_TOKEN", &token)]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary = run.summary();
+    let error = summary["per_account"][0]["error"].as_str().unwrap();
+    assert!(error.contains("42001") && error.contains("cannot be renewed: pass a fresh one"), "{error}");
+    assert_eq!(sim.stats().token_calls.stable_token, 1, "wxcube never asked for a token itself");
+    // The cells answered before the token ran out are written, exactly.
+    for t in registry::tables() {
+        assert_eq!(
+            table_rows(out.path(), t),
+            expected_without_failures(t, 1, "2024-01-01", "2024-03-31", &summary),
+            "{t}"
+        );
+    }
+    assert_no_secrets(&run, out.path(), &sim, &[]);
+}
