@@ -11,14 +11,23 @@ Each figure is a ratio of two measurements taken here, never a stored number:
   latency hiding    wxcube extract req/s with 50 ms added to every answer ÷ C / 50 ms
   fewest calls      requests the run made (summary, and as counted by the simulator)
                     ÷ the fewest that cover the range, computed here from the schemas
-  normalize + write `wxcube rebuild` time ÷ DuckDB COPY … PARTITION_BY of the same raw answers
+  normalize + write `wxcube rebuild` time ÷ DuckDB COPY … PARTITION_BY of the same raw answers,
+                    for 20 accounts × 1 year ("rebuild") and 1 account × 6 years ("rebuild6y":
+                    many small files)
   memory            peak RSS of extract, at a small and a large range (flatness = large ÷ small)
   reader cost       DuckDB scan of wxcube's hour table ÷ the same rows, one file per partition
+  baseline          the Python script users would write instead (benches/baseline.py: wechatpy,
+                    pyarrow, 8 threads, one file per account and day) ÷ wxcube extract, wall
+                    time, for 1 account × 6 years and 20 accounts × 1 year
+  durability        wxcube extract with the output on the work folder's disk ÷ on tmpfs, wall
+                    time, for the same two workloads: what making every file durable costs
 
 Scale knobs (environment): WXCUBE_BENCH_ACCOUNTS (20), WXCUBE_BENCH_READER_ACCOUNTS (200),
 WXCUBE_BENCH_MANY_ACCOUNTS (1000), WXCUBE_BENCH_CONCURRENCY (8),
-WXCUBE_BENCH_LATENCY_CONCURRENCY ("8,32"), WXCUBE_BENCH_WRK_SECS (10). A figure run at another
-scale than the targets' says so in its row.
+WXCUBE_BENCH_LATENCY_CONCURRENCY ("8,32"), WXCUBE_BENCH_WRK_SECS (10), and for baseline,
+durability and rebuild6y WXCUBE_BENCH_LONG_MONTHS (72: the 1-account workload's months, ending
+2024-12) and WXCUBE_BENCH_WIDE_MONTHS (12: the WXCUBE_BENCH_ACCOUNTS workload's). A figure run at
+another scale than the targets' says so in its row.
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ WEEK = (dt.date(2024, 12, 25), dt.date(2024, 12, 31))  # 7 days
 LATENCY_MS = 50
 DATA_FLOOR = dt.date(2014, 12, 1)
 
-ALL_FIGURES = ["overhead", "latency", "calls", "rebuild", "memory", "reader"]
+ALL_FIGURES = ["overhead", "latency", "calls", "rebuild", "rebuild6y", "memory", "reader", "baseline", "durability"]
 
 
 def env_int(name: str, default: int) -> int:
@@ -68,6 +77,8 @@ MANY_ACCOUNTS = env_int("WXCUBE_BENCH_MANY_ACCOUNTS", 1000)
 CONCURRENCY = env_int("WXCUBE_BENCH_CONCURRENCY", 8)
 LATENCY_CONCURRENCY = [int(c) for c in os.environ.get("WXCUBE_BENCH_LATENCY_CONCURRENCY", "8,32").split(",")]
 WRK_SECS = env_int("WXCUBE_BENCH_WRK_SECS", 10)
+LONG_MONTHS = env_int("WXCUBE_BENCH_LONG_MONTHS", 72)  # 1 account x 6 years
+WIDE_MONTHS = env_int("WXCUBE_BENCH_WIDE_MONTHS", 12)  # ACCOUNTS x 1 year
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GNU_TIME = "/usr/bin/time"
 
@@ -104,6 +115,17 @@ def schemas() -> dict[str, dict]:
 def month_end(d: dt.date) -> dt.date:
     nxt = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     return nxt - dt.timedelta(days=1)
+
+
+def last_months(months: int) -> tuple[dt.date, dt.date]:
+    """The `months` calendar months up to December 2024 (72: 2019-01-01..2024-12-31)."""
+    end = YEAR[1]
+    first = end.year * 12 + end.month - months  # months since year 0, zero-based
+    return dt.date(first // 12, first % 12 + 1, 1), end
+
+
+def range_text(months: int) -> str:
+    return f"{months // 12} y" if months % 12 == 0 else f"{months} mo"
 
 
 def fewest_requests(tables: dict[str, dict], begin: dt.date, end: dt.date, latest: dt.date) -> dict[str, int]:
@@ -213,6 +235,11 @@ def simulator(bench: "Bench", accounts: int, latency_ms: int = 0, cpus: str | No
         errlog.close()
 
 
+def fastest(runs: list[dict]) -> dict | None:
+    """The run with the shortest wall time (best of N), or None when there was none."""
+    return min(runs, key=lambda r: r["wall"]) if runs else None
+
+
 def pinned(cpus: str | None) -> list[str]:
     """The prefix that runs a command on the given CPUs only (none: anywhere)."""
     return ["taskset", "-c", cpus] if cpus else []
@@ -238,9 +265,11 @@ def run_measured(cmd: list[str], env: dict | None, stdout_path: Path, stderr_pat
 
 
 class Bench:
-    def __init__(self, bin_path: Path, work: Path):
+    def __init__(self, bin_path: Path, work: Path, baseline_python: Path | None = None):
         self.bin = bin_path
         self.work = work
+        self.baseline_python = baseline_python
+        self.baseline_versions = ""
         self.tables = schemas()
         self.rows: list[dict] = []
         self.notes: list[str] = []
@@ -372,8 +401,13 @@ class Bench:
                               ratio=ratio if isinstance(ratio, str) else f"{ratio:.3f}",
                               target=target, result=result, note=note))
 
-    def scale_note(self, n: int, wanted: int) -> str:
-        return "" if n == wanted else f" (scaled: {n} accounts, the target is set at {wanted})"
+    def scale_note(self, n: int, wanted: int, months: int | None = None, wanted_months: int | None = None) -> str:
+        scaled = []
+        if n != wanted:
+            scaled.append(f"{n} accounts, the target is set at {wanted}")
+        if months != wanted_months:
+            scaled.append(f"{range_text(months)}, the target is set at {range_text(wanted_months)}")
+        return f" (scaled: {'; '.join(scaled)})" if scaled else ""
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -544,40 +578,127 @@ class Bench:
             + self.scale_note(n, 200),
         )
 
-    def rebuild(self, duckdb) -> None:
+    def baseline_extract(self, label: str, sim: Simulator, n: int, rng: tuple) -> dict:
+        """One run of benches/baseline.py, the Python script users would write instead, into a new
+        folder on the same disk as wxcube's outputs (and, like them, kept until the end). Timed from
+        start to exit, as wxcube is: Python's start and imports (about 0.3 s here) are in, which
+        only weighs at a small scale."""
+        out = self.work / f"out-{label}"
+        assert not out.exists(), out
+        sim.reset_stats()
+        cpu0 = sim.cpu()
+        cmd = [str(self.baseline_python), str(ROOT / "benches" / "baseline.py"), "--config", str(self.accounts_file(n)),
+               "--api-base", sim.url, "--begin", rng[0].isoformat(), "--end", rng[1].isoformat(),
+               "--output", str(out), "--concurrency", str(CONCURRENCY)]
+        log(f"{label}: {n} account(s), {rng[0]}..{rng[1]}, {CONCURRENCY} threads")
+        r = run_measured(cmd, self.env(n), self.work / f"{label}.stdout", self.work / f"{label}.stderr")
+        r["sim_cpu"] = sim.cpu() - cpu0
+        lines = (self.work / f"{label}.stdout").read_text().strip().splitlines()
+        if r["code"] != 0 or not lines:
+            tail = (self.work / f"{label}.stderr").read_text()[-2000:]
+            raise SystemExit(f"{label}: benches/baseline.py exited {r['code']} (only a clean run counts):\n{tail}")
+        summary = json.loads(lines[-1])
+        self.baseline_versions = f"wechatpy {summary['wechatpy']} + pyarrow {summary['pyarrow']}"
+        r.update(label=label, accounts=n, begin=rng[0].isoformat(), end=rng[1].isoformat(),
+                 requests=summary["requests"], sim_requests=sim.stats()["datacube_requests"], rows=summary["rows"],
+                 files_written=summary["files_written"], command=" ".join(cmd))
+        r["rps"] = r["requests"] / r["wall"]
+        self.runs.append(r)
+        log(f"{label}: {r['requests']} requests in {r['wall']:.2f} s = {r['rps']:.0f} req/s, "
+            f"{r['files_written']} files, CPU {r['user']:.1f}+{r['sys']:.1f} s, simulator CPU {r['sim_cpu']:.1f} s")
+        return r
+
+    def baseline_and_durability(self, figures: list[str]) -> None:
+        """Both figures for both workloads: one account over many years (many small files, few
+        accounts to spread the work over) and many accounts over a year. wxcube's runs on disk
+        serve both figures; the programs take turns, best of 2 each."""
+        shm = Path("/dev/shm")
+        tmpfs_ok = shm.is_dir() and os.access(shm, os.W_OK)
+        results = []
+        for n, months, wanted in [(1, LONG_MONTHS, (1, 72)), (ACCOUNTS, WIDE_MONTHS, (20, 12))]:
+            rng, tag = last_months(months), f"{n}acct-{months}mo"
+            disk, python, tmpfs = [], [], []
+            with simulator(self, n) as sim:
+                for k in (1, 2):
+                    disk.append(self.extract(f"wxcube-{tag}-{k}", sim, n, rng, CONCURRENCY))
+                    if "baseline" in figures:
+                        python.append(self.baseline_extract(f"python-{tag}-{k}", sim, n, rng))
+                    if "durability" in figures and tmpfs_ok:
+                        out = shm / f"wxcube-bench-{os.getpid()}-{tag}-{k}"
+                        self.cleanup.append(out)
+                        tmpfs.append(self.extract(f"wxcube-{tag}-tmpfs-{k}", sim, n, rng, CONCURRENCY, out=out))
+            results.append((f"{n} acct x {range_text(months)} x 7 tables", self.scale_note(n, wanted[0], months, wanted[1]),
+                            fastest(disk), fastest(python), fastest(tmpfs)))
+        # The rows figure by figure, not workload by workload.
+        if "baseline" in figures:
+            for what, scale, disk, python, _ in results:
+                self.baseline_row(what, disk, python, scale)
+        if "durability" in figures:
+            for what, scale, disk, _, tmpfs in results:
+                if tmpfs:
+                    self.durability_row(what, disk, tmpfs, scale)
+                else:
+                    self.row(f"durability: {what}", f"{disk['wall']:.2f} s", "tmpfs: -", "-", "<= 1.25", "skipped",
+                             "/dev/shm is not a writable folder here")
+
+    def baseline_row(self, what: str, wxcube: dict, python: dict, scale: str) -> None:
+        ratio = python["wall"] / wxcube["wall"]
+        note = (f"{wxcube['rows']} rows; wxcube {wxcube['requests']} requests, {wxcube['files_written']} files "
+                f"(fsync'd); Python {python['requests']} requests, {python['files_written']} files (one per account "
+                f"and day, no fsync); best of 2 each, alternating")
+        if python["rows"] != wxcube["rows"]:
+            note += f"; ROW COUNTS DIFFER: wxcube {wxcube['rows']}, Python {python['rows']}"
+        self.row(f"baseline: Python time / wxcube time, {what}, C={CONCURRENCY}", f"wxcube {wxcube['wall']:.2f} s",
+                 f"Python {python['wall']:.2f} s", ratio, ">= 5.0",
+                 ratio >= 5.0 and python["rows"] == wxcube["rows"], note + scale)
+
+    def durability_row(self, what: str, disk: dict, tmpfs: dict, scale: str) -> None:
+        ratio = disk["wall"] / tmpfs["wall"]
+        note = (f"{disk['files_written']} files; system CPU {disk['sys']:.1f} s on disk, {tmpfs['sys']:.1f} s on "
+                f"tmpfs; best of 2 each, alternating")
+        if disk["rows"] != tmpfs["rows"]:
+            note += f"; ROW COUNTS DIFFER: disk {disk['rows']}, tmpfs {tmpfs['rows']}"
+        self.row(f"durability: extract on disk / on tmpfs, {what}, C={CONCURRENCY}", f"{disk['wall']:.2f} s",
+                 f"tmpfs {tmpfs['wall']:.2f} s", ratio, "<= 1.25", ratio <= 1.25, note + scale)
+
+    def rebuild(self, duckdb, n: int, months: int, wanted: tuple[int, int]) -> None:
+        """`wxcube rebuild` of n accounts' last `months` from their --keep-raw answers, against
+        DuckDB writing the same rows; `wanted` is the (accounts, months) the target is set at."""
         help_text = subprocess.run([str(self.bin), "--help"], capture_output=True, text=True).stdout
         if not re.search(r"^\s+rebuild\s", help_text, re.M):
             self.row("normalize + write: wxcube rebuild", "-", "DuckDB COPY ... PARTITION_BY", "-", "<= 1.0",
                      "pending rebuild", "wxcube has no rebuild command yet")
             return
-        n = ACCOUNTS
-        landed = self.work / "out-rebuild-keep-raw"
+        rng, tag = last_months(months), f"{n}acct-{months}mo"
+        landed = self.work / f"out-rebuild-{tag}-keep-raw"
         with simulator(self, n) as sim:
-            extract = self.extract("rebuild-keep-raw", sim, n, YEAR, CONCURRENCY, out=landed, extra=["--keep-raw"])
+            extract = self.extract(f"rebuild-{tag}-keep-raw", sim, n, rng, CONCURRENCY, out=landed,
+                                   extra=["--keep-raw"])
         raw_files = len(glob.glob(f"{landed}/_wxcube/raw/*/*/*.json.zst"))
         times = {"wxcube": [], "duckdb": []}
         for k in (1, 2):
             # An output holding only the raw answers and the dataset settings (hard links: no data
             # is copied, nothing is deleted), so the rebuild writes every table file anew.
-            out = self.work / f"out-rebuild-{k}"
+            out = self.work / f"out-rebuild-{tag}-{k}"
             (out / "_wxcube").mkdir(parents=True)
             shutil.copy(landed / "_wxcube" / "dataset.json", out / "_wxcube" / "dataset.json")
             subprocess.run(["cp", "-al", str(landed / "_wxcube" / "raw"), str(out / "_wxcube" / "raw")], check=True)
+            label = f"rebuild-{tag}-{k}"
             r = run_measured([str(self.bin), "rebuild", "--output", str(out)], self.env(0),
-                             self.work / f"rebuild-{k}.stdout", self.work / f"rebuild-{k}.stderr")
+                             self.work / f"{label}.stdout", self.work / f"{label}.stderr")
             if r["code"] != 0:
                 raise SystemExit(f"wxcube rebuild exited {r['code']}: "
-                                 f"{(self.work / f'rebuild-{k}.stderr').read_text()[-2000:]}")
-            summary = json.loads((self.work / f"rebuild-{k}.stdout").read_text().strip().splitlines()[-1])
-            r.update(label=f"rebuild-{k}", rows=summary["rows"], files_written=summary["files_written"])
+                                 f"{(self.work / f'{label}.stderr').read_text()[-2000:]}")
+            summary = json.loads((self.work / f"{label}.stdout").read_text().strip().splitlines()[-1])
+            r.update(label=label, rows=summary["rows"], files_written=summary["files_written"])
             if summary.get("peak_rss_kb"):
                 r["maxrss_kb"] = summary["peak_rss_kb"]
             self.runs.append(r)
             times["wxcube"].append(r["wall"])
-            log(f"rebuild-{k}: {summary['rows']} rows, {summary['files_written']} files in {r['wall']:.2f} s, "
+            log(f"{label}: {summary['rows']} rows, {summary['files_written']} files in {r['wall']:.2f} s, "
                 f"peak RSS {r['maxrss_kb'] / 1024:.1f} MB")
 
-            ddb_out = self.work / f"duckdb-rebuild-{k}"
+            ddb_out = self.work / f"duckdb-{label}"
             ddb_out.mkdir()
             subprocess.run(["sync"], check=True)
             con = duckdb.connect()
@@ -593,18 +714,18 @@ class Bench:
             con.close()
             times["duckdb"].append(t_ddb)
             ddb_files = len(glob.glob(f"{ddb_out}/*/*/*.parquet"))
-            self.runs.append(dict(label=f"duckdb-rebuild-{k}", wall=t_ddb, files_written=ddb_files, rows=ddb_rows))
-            log(f"duckdb-rebuild-{k}: {ddb_rows} rows, {ddb_files} files in {t_ddb:.2f} s")
+            self.runs.append(dict(label=f"duckdb-{label}", wall=t_ddb, files_written=ddb_files, rows=ddb_rows))
+            log(f"duckdb-{label}: {ddb_rows} rows, {ddb_files} files in {t_ddb:.2f} s")
         tw, td = min(times["wxcube"]), min(times["duckdb"])
         note = (f"{raw_files} raw answers -> {summary['rows']} rows; wxcube writes {summary['files_written']} files "
                 f"(one per bucket), DuckDB {ddb_files} (one per partition); best of 2 each")
         if not (ddb_rows == summary["rows"] == extract["rows"]):
             note += f"; ROW COUNTS DIFFER: extract {extract['rows']}, rebuild {summary['rows']}, DuckDB {ddb_rows}"
         self.row(
-            f"normalize + write: rebuild, {n} acct x 1 y x 7 tables",
+            f"normalize + write: rebuild, {n} acct x {range_text(months)} x 7 tables",
             f"{tw:.2f} s",
             f"DuckDB COPY: {td:.2f} s",
-            tw / td, "<= 1.0", tw / td <= 1.0, note + self.scale_note(n, 20),
+            tw / td, "<= 1.0", tw / td <= 1.0, note + self.scale_note(n, wanted[0], months, wanted[1]),
         )
 
 
@@ -663,7 +784,7 @@ def machine() -> list[str]:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "schemas", "Cargo.toml",
                             "Cargo.lock"], capture_output=True, text=True).stdout.strip()
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    wrk = subprocess.run(["sh", "-c", "wrk --version || echo 'wrk not installed'"], capture_output=True, text=True)
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     return [fs.stdout, commit.stdout.strip() + (" + uncommitted changes in src/" if dirty else ""),
             f"{nproc} CPUs (nproc), {cpu}, {mem} RAM, Linux {platform.release()}",
@@ -685,7 +806,8 @@ def print_report(bench: Bench, started: float, workdisk: str, figures: list[str]
                f"{wall * os.cpu_count():.0f} s ({others / (wall * os.cpu_count()):.0%}); stolen by the "
                f"hypervisor: {steal - bench.steal_at_start:.0f} s. Figures are only comparable when both are near 0.")
     out.append(f"  setup     built-in simulator on loopback (--today {TODAY}); output on {workdisk};")
-    out.append(f"            baselines: {wrk_version.split(' Copyright')[0]} (1 thread), DuckDB {duckdb.__version__}")
+    python = f", Python with {bench.baseline_versions}" if bench.baseline_versions else ""
+    out.append(f"            baselines: {wrk_version.split(' Copyright')[0]} (1 thread), DuckDB {duckdb.__version__}{python}")
     out.append("")
     headers = ["figure", "measured", "baseline", "ratio", "target", "result"]
     table = [[r[h] for h in headers] for r in bench.rows]
@@ -725,11 +847,15 @@ def main() -> int:
     p.add_argument("--work", required=True, type=Path, help="scratch folder (emptied first), on the disk to test")
     p.add_argument("--only", default=",".join(ALL_FIGURES), help=f"comma-separated subset of {','.join(ALL_FIGURES)}")
     p.add_argument("--keep", action="store_true", help="keep the work folder (outputs, logs, results.json)")
+    p.add_argument("--baseline-python", type=Path,
+                   help="the Python with benches/requirements.txt installed (the baseline figure's)")
     args = p.parse_args()
     figures = [f.strip() for f in args.only.split(",") if f.strip()]
     unknown = set(figures) - set(ALL_FIGURES)
     if unknown:
         p.error(f"unknown figure(s) {sorted(unknown)}: choose from {ALL_FIGURES}")
+    if "baseline" in figures and not args.baseline_python:
+        p.error("the baseline figure needs --baseline-python (benches/run.sh passes it)")
     # One bench at a time per work folder: two would share the folder and each other's CPU.
     args.work.parent.mkdir(parents=True, exist_ok=True)
     lock = open(args.work.with_name(args.work.name + ".lock"), "w")
@@ -750,7 +876,7 @@ def main() -> int:
     workdisk = f"{workdisk[0]} ({workdisk[1]})" if len(workdisk) == 2 else "?"
     import duckdb
 
-    bench = Bench(args.bin.resolve(), args.work.resolve())
+    bench = Bench(args.bin.resolve(), args.work.resolve(), args.baseline_python)
     bench.cleanup += [old] if old else []
     try:
         if "overhead" in figures or "calls" in figures:
@@ -758,11 +884,15 @@ def main() -> int:
         if "latency" in figures:
             bench.latency()
         if "rebuild" in figures:
-            bench.rebuild(duckdb)
+            bench.rebuild(duckdb, ACCOUNTS, 12, (20, 12))
+        if "rebuild6y" in figures:
+            bench.rebuild(duckdb, 1, LONG_MONTHS, (1, 72))
         if "memory" in figures:
             bench.memory()
         if "reader" in figures:
             bench.reader(duckdb)
+        if "baseline" in figures or "durability" in figures:
+            bench.baseline_and_durability(figures)
     finally:
         print_report(bench, started, workdisk, figures)
         if not args.keep:

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # wxcube's benchmarks: builds the release binary, then prints a table of figures, each next to
 # the baseline it is compared to, measured in this run on this machine (see README,
-# "Performance"). About 10 minutes on 2 cores.
+# "Performance"). About 14 minutes on 2 cores: baseline and durability about 3 of them (the
+# Python baseline alone runs 1 account x 6 years and 20 accounts x 1 year twice each, about 80 s;
+# estimated from runs at a smaller scale), rebuild6y about 1, the other figures about 10.
 #
 #   benches/run.sh                          every figure
-#   benches/run.sh --only overhead,calls    a subset: overhead, latency, calls, rebuild, memory, reader
+#   benches/run.sh --only overhead,calls    a subset: overhead, latency, calls, rebuild, rebuild6y,
+#                                           memory, reader, baseline, durability
 #   benches/run.sh --keep                   keep the outputs and logs in the work folder
 #
 # Needs what scripts/test.sh needs (Python 3 with venv; DuckDB comes from tests/requirements.txt
 # into the same cached virtualenv) plus wrk, the load generator of the client-overhead baseline,
-# and GNU time (both installed with apt-get when missing and run as root). The work folder is
+# and GNU time (both installed with apt-get when missing and run as root). The Python baseline
+# (benches/baseline.py: wechatpy, pyarrow) gets a virtualenv of its own from
+# benches/requirements.txt, cached beside the readers'. The work folder is
 # ${WXCUBE_BENCH_WORK:-<cargo target dir>/bench}: put it on the disk you want to measure.
 # Exit code 1 when a figure misses its target.
 set -euo pipefail
@@ -18,6 +23,10 @@ cd "$(dirname "$0")/.."
 # The same virtualenv, built the same way, as scripts/test.sh.
 . scripts/venv.sh
 ensure_readers
+# The Python baseline's own virtualenv: its pinned pyarrow and HTTP stack must not meet the
+# readers'.
+bench_venv="$cache/bench-venv"
+ensure_venv "$bench_venv" benches/requirements.txt 'import wechatpy, pyarrow, cryptography'
 
 # wrk (the load generator) and GNU time (peak RSS of each run), from the distribution.
 missing=()
@@ -38,4 +47,5 @@ echo "==> cargo build --release" >&2
 cargo build --release --quiet
 target_dir="$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
-exec "$venv/bin/python" benches/bench.py --bin "$target_dir/release/wxcube" --work "${WXCUBE_BENCH_WORK:-$target_dir/bench}" "$@"
+exec "$venv/bin/python" benches/bench.py --bin "$target_dir/release/wxcube" --work "${WXCUBE_BENCH_WORK:-$target_dir/bench}" \
+  --baseline-python "$bench_venv/bin/python" "$@"
