@@ -17,4 +17,5 @@ pub mod shard;
 pub mod simulate;
 pub mod summary;
 pub mod tables;
+pub mod tls;
 pub mod write;

@@ -27,6 +27,7 @@ impl ApiClient {
     /// `base` is the API root, e.g. `https://api.weixin.qq.com`; `timeout` bounds each request
     /// from connect to the last body byte.
     pub fn new(base: Url, timeout: Duration) -> Result<Self, String> {
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -25,6 +25,7 @@ pub struct Client {
 
 impl Client {
     pub async fn start(config: SimConfig) -> Self {
+        crate::tls::install_crypto_provider();
         Self { sim: Simulator::start(config).await.unwrap(), http: reqwest::Client::new() }
     }
 

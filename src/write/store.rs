@@ -120,6 +120,7 @@ impl Output {
                 // AWS_ALLOW_HTTP, …) configure the store; the URL only names bucket and prefix.
                 // Requests are path-style unless AWS_VIRTUAL_HOSTED_STYLE_REQUEST says otherwise,
                 // which is what S3-compatible servers expect.
+                crate::tls::install_crypto_provider();
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(store_retry());
                 if std::env::var_os("AWS_DISABLE_BULK_DELETE").is_none() {
                     // wxcube deletes one object at a time; a plain DeleteObject works on every

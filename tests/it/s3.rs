@@ -78,6 +78,7 @@ impl Moto {
     }
 
     pub fn store(&self) -> Arc<dyn ObjectStore> {
+        wxcube::tls::install_crypto_provider();
         Arc::new(
             AmazonS3Builder::new()
                 .with_endpoint(&self.endpoint)
