@@ -225,10 +225,10 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
     });
 
     // Units in flight: enough that requests keep flowing while other units write (a unit's
-    // files cost fsyncs or S3 round trips), few enough that memory stays bounded — each unit
-    // holds one window of its accounts' rows until written. Units that write the same file
-    // wait for each other there (see `write::commit`).
-    let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 2 * config.concurrency.max(2));
+    // files wait for a group commit on disk, or S3 round trips), few enough that memory stays
+    // bounded — each unit holds one window of its accounts' rows until written. Units that
+    // write the same file wait for each other there (see `write::commit`).
+    let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 4 * config.concurrency.max(2));
     tracing::info!(run = %run_id, tables = config.tables.len(), accounts = prepared.accounts.len(), requests = units.iter().map(|u| u.members.len()).sum::<usize>(), latest = %config.latest, "starting extraction");
     futures::stream::iter(units.clone())
         .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
-use super::{Dataset, WriteError, durable, layout};
+use super::{Dataset, WriteError, file_lock, layout};
 
 /// Lock files of a local output: enough that unrelated files rarely share one, few enough to
 /// stay a small fixed set whatever the size of the output.
@@ -59,13 +59,8 @@ impl Dataset {
     ) -> Result<T, WriteError> {
         let _mine = self.path_locks.lock(path.as_ref()).await;
         match self.output.local_path(path) {
-            Some(file) => {
-                let _held = self.lock_stripe(path).await?;
-                let current = match tokio::fs::read(&file).await {
-                    Ok(bytes) => Some(Bytes::from(bytes)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(WriteError::Io { path: self.output.url_of(path), message: e.to_string() }),
-                };
+            Some(_) => {
+                let (_held, current) = self.lock_and_read(path).await?;
                 match decide(current.as_ref())? {
                     Decision::Keep(out) => Ok(out),
                     Decision::Put(bytes, out) => {
@@ -123,18 +118,31 @@ impl Dataset {
         })
     }
 
-    /// Takes the exclusive lock of the stripe `path` hashes to (local disk only); released when
-    /// the returned file is dropped.
-    async fn lock_stripe(&self, path: &Path) -> Result<std::fs::File, WriteError> {
+    /// Takes the exclusive lock of the stripe `path` hashes to (local disk only), then reads
+    /// the file (`None`: absent). The lock is released when the returned file is dropped.
+    ///
+    /// Both are done here rather than on a blocking thread, since they take microseconds and a
+    /// hand-over to another thread costs more on a busy machine; only a lock another process
+    /// holds is waited for on a blocking thread.
+    async fn lock_and_read(&self, path: &Path) -> Result<(std::fs::File, Option<Bytes>), WriteError> {
         let stripe = layout::stable_hash(path.as_ref().as_bytes()) % LOCAL_STRIPES;
         let lock_path = layout::file_locks_dir(&self.output.root).join(format!("{stripe:04}.lock"));
-        let file = self.output.local_path(&lock_path).expect("a local output");
+        let lock_file = self.output.local_path(&lock_path).expect("a local output");
         let io_err =
-            |e: std::io::Error| WriteError::Io { path: self.output.url_of(&lock_path), message: e.to_string() };
-        tokio::task::spawn_blocking(move || durable::lock_exclusive(&file))
-            .await
-            .expect("taking a file lock panicked")
-            .map_err(io_err)
+            |at: &Path, e: std::io::Error| WriteError::Io { path: self.output.url_of(at), message: e.to_string() };
+        let held = match file_lock::try_lock_exclusive(&lock_file).map_err(|e| io_err(&lock_path, e))? {
+            Some(held) => held,
+            None => tokio::task::spawn_blocking(move || file_lock::lock_exclusive(&lock_file))
+                .await
+                .expect("taking a file lock panicked")
+                .map_err(|e| io_err(&lock_path, e))?,
+        };
+        let data_file = self.output.local_path(path).expect("a local output");
+        match std::fs::read(&data_file) {
+            Ok(bytes) => Ok((held, Some(Bytes::from(bytes)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((held, None)),
+            Err(e) => Err(io_err(path, e)),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::commit::Decision;
-use super::{Dataset, WriteError, durable, layout};
+use super::{Dataset, WriteError, file_lock, layout};
 
 /// How long a claim lasts after its last renewal, unless `--lease-secs` says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
@@ -190,7 +190,7 @@ impl Dataset {
     pub async fn lease(self: &Arc<Self>, claim: Claim) -> Result<Leases, WriteError> {
         let alive = match self.output.local_path(&layout::run_lock_path(&self.output.root, claim.run.as_str())) {
             Some(file) => Some(
-                tokio::task::spawn_blocking(move || durable::lock_exclusive(&file))
+                tokio::task::spawn_blocking(move || file_lock::lock_exclusive(&file))
                     .await
                     .expect("taking a file lock panicked")
                     .map_err(|e| WriteError::Io { path: self.output.spec.to_string(), message: e.to_string() })?,
@@ -291,7 +291,7 @@ impl Dataset {
         if !file.exists() {
             return false;
         }
-        match durable::try_lock_exclusive(&file) {
+        match file_lock::try_lock_exclusive(&file) {
             Ok(Some(_free)) => {
                 // Nobody holds it: its run is gone. The file goes too.
                 let _ = std::fs::remove_file(&file);
