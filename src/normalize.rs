@@ -15,7 +15,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
@@ -378,7 +378,7 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
 mod tests {
     use super::*;
     use crate::registry;
-    use arrow::array::Array;
+    use arrow_array::Array;
     use serde_json::json;
 
     /// The body of an answer with these rows.

@@ -9,8 +9,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
+use arrow_ord::sort::{SortColumn, lexsort_to_indices};
+use arrow_select::concat::concat_batches;
+use arrow_select::filter::filter_record_batch;
+use arrow_select::take::take_record_batch;
 
 use crate::registry::{Source, Table};
 
@@ -116,7 +119,7 @@ mod tests {
         let at = b
             .column(table().columns.len() - 1)
             .as_any()
-            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .downcast_ref::<arrow_array::TimestampMicrosecondArray>()
             .unwrap();
         (0..b.num_rows()).map(|i| (appids(table(), b).value(i).to_string(), at.value(i))).collect()
     }
