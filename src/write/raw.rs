@@ -40,7 +40,7 @@ impl Dataset {
     /// Stores one answer, compressed.
     pub async fn put_raw(&self, table: &Table, appid: &AppId, range: DateRange, body: &[u8]) -> Result<(), WriteError> {
         let path = raw_path(&self.output.root, table, appid, range);
-        let compressed = zstd::bulk::compress(body, 3)
+        let compressed = compress(body)
             .map_err(|e| WriteError::Io { path: self.output.url_of(&path), message: format!("compressing: {e}") })?;
         self.put_atomic(&path, Bytes::from(compressed)).await
     }
@@ -82,12 +82,57 @@ impl Dataset {
             .bytes()
             .await
             .map_err(|source| self.store_err(&object.path, source))?;
-        let body = zstd::stream::decode_all(compressed.as_ref()).map_err(|e| WriteError::BadFile {
+        let body = decompress(&compressed).map_err(|e| WriteError::BadFile {
             path: self.output.url_of(&object.path),
             message: format!("decompressing: {e}"),
         })?;
         Ok(Bytes::from(body))
     }
+}
+
+// One zstd context per thread, not one per answer: creating a context probes the CPU (cpuid),
+// which traps to the hypervisor on virtual machines and cost more than compressing an answer.
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::stream::raw::Decoder<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|c| {
+        let compressor = match c {
+            Some(c) => c,
+            None => c.insert(zstd::bulk::Compressor::new(3)?),
+        };
+        compressor.compress(body)
+    })
+}
+
+/// Decompresses a whole stored answer (whose size the frame may not state).
+fn decompress(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+    DECOMPRESSOR.with_borrow_mut(|d| {
+        let decoder = match d {
+            Some(d) => d,
+            None => d.insert(zstd::stream::raw::Decoder::new()?),
+        };
+        decoder.reinit()?;
+        let mut out = Vec::with_capacity(compressed.len() * 8);
+        let mut input = InBuffer::around(compressed);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let mut output = OutBuffer::around(&mut chunk[..]);
+            let hint = decoder.run(&mut input, &mut output)?;
+            let written = output.pos();
+            out.extend_from_slice(&chunk[..written]);
+            if hint == 0 && written < chunk.len() {
+                break;
+            }
+            if input.pos() == compressed.len() && written == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated zstd frame"));
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// `<dir>/<appid>/<begin>_<end>.json.zst` → (appid, range).
@@ -114,5 +159,16 @@ mod tests {
         assert_eq!(path.as_ref(), "lake/_wxcube/raw/upstream_msg/wxa/2024-03-01_2024-03-07.json.zst");
         assert_eq!(parse_key(&table_dir(&root, t), &path), Some((appid, range)));
         assert_eq!(parse_key(&table_dir(&root, t), &Path::from("lake/_wxcube/raw/upstream_msg/wxa/notes.txt")), None);
+    }
+
+    #[test]
+    fn answers_round_trip_through_the_reused_contexts() {
+        for body in [&b""[..], b"{\"list\":[]}", &vec![b'x'; 300_000]] {
+            let compressed = compress(body).unwrap();
+            assert_eq!(zstd::stream::decode_all(&compressed[..]).unwrap(), body, "readable by any zstd");
+            assert_eq!(decompress(&compressed).unwrap(), body);
+        }
+        let truncated = &compress(&vec![b'y'; 100_000]).unwrap()[..20];
+        assert!(decompress(truncated).is_err());
     }
 }
