@@ -69,29 +69,31 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> anyhow::Result
     let extracted_at = Utc::now().timestamp_micros();
     let mut summary = BTreeMap::new();
     let mut failures = 0u64;
+    // The tables are rebuilt side by side: each has its own files, and their writes together
+    // fill the group commits of a local output (see `write::group_commit`).
+    let checker = leases.checker();
+    let rebuilt = futures::future::join_all(tables.iter().map(|table| {
+        let (dataset, checker) = (&dataset, &checker);
+        async move {
+            let objects = dataset.list_raw(table).await?;
+            let (figures, failed) = rebuild_table(dataset, checker, table, &objects, extracted_at).await?;
+            Ok::<_, WriteError>((figures, failed, objects.len()))
+        }
+    }))
+    .await;
     let mut outcome = Ok(());
-    for table in &tables {
-        let objects = match dataset.list_raw(table).await {
-            Ok(objects) => objects,
-            Err(e) => {
-                outcome = Err(e);
-                break;
-            }
-        };
-        let (figures, failed) = match rebuild_table(&dataset, &leases.checker(), table, &objects, extracted_at).await {
+    for (table, result) in tables.iter().zip(rebuilt) {
+        let (figures, failed, answers) = match result {
             Ok(done) => done,
             Err(e) => {
-                outcome = Err(e);
-                break;
+                outcome = outcome.and(Err(e));
+                continue;
             }
         };
         writeln!(
             out,
-            "  {:<24} {:>7} rows  {:>5} file(s) written  from {} raw answer(s)",
-            table.name,
-            figures.rows,
-            figures.files_written,
-            objects.len()
+            "  {:<24} {:>7} rows  {:>5} file(s) written  from {answers} raw answer(s)",
+            table.name, figures.rows, figures.files_written
         )?;
         failures += failed;
         summary.insert(table.name.clone(), figures);

@@ -482,46 +482,50 @@ async fn run_unit(ctx: Arc<Context>, unit: Unit) {
     }
 }
 
-/// Writes one fetched window, date by date; returns the accounts whose cell is now written
-/// whole. Every other account's cell has been failed with the reason.
+/// Writes one fetched window, all its dates at once (each waits for a group commit on local
+/// disk, or a round trip on S3: one after another they would add up); returns the accounts
+/// whose cell is now written whole. Every other account's cell has been failed with the reason.
 async fn write_window(ctx: &Context, table: &Table, window: &Window, fetched: &[(&Live, Vec<Row>)]) -> BTreeSet<AppId> {
     let stats = &ctx.stats[&table.name];
+    let mut accounts: BTreeSet<AppId> = BTreeSet::new();
+    for (live, _) in fetched {
+        // A bucket whose lease this run lost is not written any more.
+        match ctx.leases.check(ctx.dataset.bucket_of(&live.session.appid)) {
+            Ok(()) => accounts.insert(live.session.appid.clone()),
+            Err(why) => {
+                ctx.fail(table, &live.session.appid, window.range, why);
+                false
+            }
+        };
+    }
+    if accounts.is_empty() {
+        return accounts;
+    }
     // Every period the window asked for is replaced, rows or not; so is any other in-window
     // date the API chose to send.
     let mut by_date: BTreeMap<NaiveDate, Vec<(&str, &Row)>> = window.periods.iter().map(|d| (*d, Vec::new())).collect();
-    for (live, rows) in fetched {
+    for (live, rows) in fetched.iter().filter(|(l, _)| accounts.contains(&l.session.appid)) {
         for row in rows {
             by_date.entry(row.ref_date).or_default().push((live.session.appid.as_str(), row));
         }
     }
-    let mut accounts: BTreeSet<AppId> = fetched.iter().map(|(l, _)| l.session.appid.clone()).collect();
-    for (date, rows) in by_date {
-        // A bucket whose lease this run lost is not written any more.
-        for appid in accounts.clone() {
-            if let Err(why) = ctx.leases.check(ctx.dataset.bucket_of(&appid)) {
-                ctx.fail(table, &appid, window.range, why);
-                accounts.remove(&appid);
+    let writes = by_date.iter().map(|(date, rows)| {
+        let batch = normalize::to_batch(table, rows, ctx.extracted_at_micros);
+        let accounts = &accounts;
+        async move { ctx.dataset.replace(table, *date, accounts, &batch).await }
+    });
+    let results: Vec<BucketWrite> = futures::future::join_all(writes).await.into_iter().flatten().collect();
+    let mut failed: BTreeMap<u32, String> = BTreeMap::new();
+    for BucketWrite { bucket, result } in results {
+        match result {
+            Ok(Written { files_written, rows }) => {
+                stats.files_written.fetch_add(files_written, Ordering::Relaxed);
+                stats.rows.fetch_add(rows, Ordering::Relaxed);
             }
-        }
-        if accounts.is_empty() {
-            break;
-        }
-        let rows: Vec<(&str, &Row)> =
-            rows.into_iter().filter(|(a, _)| accounts.iter().any(|x| x.as_str() == *a)).collect();
-        let batch = normalize::to_batch(table, &rows, ctx.extracted_at_micros);
-        for BucketWrite { bucket, result } in ctx.dataset.replace(table, date, &accounts, &batch).await {
-            let e = match result {
-                Ok(Written { files_written, rows }) => {
-                    stats.files_written.fetch_add(files_written, Ordering::Relaxed);
-                    stats.rows.fetch_add(rows, Ordering::Relaxed);
-                    continue;
-                }
-                Err(e) => e,
-            };
-            let why = format!("write {}: {e}", table.name);
-            if e.is_outage() {
-                // The store is failing: later windows are not fetched; this one stays as it was
-                // from here on, and is reported failed so that a re-run rewrites it whole.
+            Err(e) if e.is_outage() => {
+                // The store is failing: later windows are not fetched, and this one is reported
+                // failed (whatever of it was written) so that a re-run rewrites it whole.
+                let why = format!("write {}: {e}", table.name);
                 ctx.store_failed.lock().unwrap().get_or_insert_with(|| why.clone());
                 for appid in &accounts {
                     ctx.fail(table, appid, window.range, why.clone());
@@ -529,10 +533,15 @@ async fn write_window(ctx: &Context, table: &Table, window: &Window, fetched: &[
                 return BTreeSet::new();
             }
             // A file that cannot be merged with fails the cells of its accounts only.
-            for appid in accounts.clone().iter().filter(|a| ctx.dataset.bucket_of(a) == bucket) {
-                ctx.fail(table, appid, window.range, why.clone());
-                accounts.remove(appid);
+            Err(e) => {
+                failed.entry(bucket).or_insert_with(|| format!("write {}: {e}", table.name));
             }
+        }
+    }
+    for (bucket, why) in failed {
+        for appid in accounts.clone().iter().filter(|a| ctx.dataset.bucket_of(a) == bucket) {
+            ctx.fail(table, appid, window.range, why.clone());
+            accounts.remove(appid);
         }
     }
     accounts

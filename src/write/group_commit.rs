@@ -1,26 +1,28 @@
 //! Group commit: files on local disk are made durable a batch at a time, not one at a time.
 //!
 //! A writer stages its file (written under `_wxcube/staging/`, not yet synced), hands it over
-//! and waits. One committer thread takes every file waiting and, for the whole batch:
-//! 1. makes the staged files' data durable (one `syncfs` of the output's file system);
-//! 2. creates the folders that are missing and renames every staged file into place;
-//! 3. makes the new names and folders durable (a second `syncfs`);
-//! 4. tells each writer its file is durable.
+//! and waits. One committer thread works in rounds; each round:
+//! 1. renames into place the files whose data the previous round made durable (creating the
+//!    folders that are missing);
+//! 2. takes every file that has arrived since;
+//! 3. calls `syncfs` once: the names of (1), and the data of (2), are now on the device;
+//! 4. tells the writers of (1) their file is durable; the files of (2) are renamed next round.
 //!
-//! While a batch syncs, new files queue up and form the next one: the more writers wait, the
-//! fewer syncs each file costs. On a disk where every sync is a synchronous device write, per-
-//! file syncs were half the wall time of a run (README, "Performance").
+//! One sync per round serves two batches, and while it runs new files queue up for the next:
+//! the more writers wait, the fewer syncs each file costs. On a disk where every sync is a
+//! synchronous device write, per-file syncs were half the wall time of a run (README,
+//! "Performance").
 //!
 //! Why a power cut cannot lose or tear a file a writer was told is durable: its data reached
-//! the device (1) before its name was made to point at it (2), and that name reached the
-//! device (3) before the writer was told (4). A cut before (3) leaves the old file, or no file,
-//! under the final name (a rename is atomic), and perhaps a staged file, which a later run
-//! removes (`Dataset::clean_staging`). Only after (4) does a run count the file as written and,
-//! at its end, move the incremental state past it.
+//! the device (a sync that began after it was written) before its name was made to point at it,
+//! and that name reached the device (the next sync) before the writer was told. A cut before
+//! that leaves the old file, or no file, under the final name (a rename is atomic), and perhaps
+//! a staged file, which a later run removes (`Dataset::clean_staging`). Only once told does a
+//! run count the file as written and, at its end, move the incremental state past it.
 //!
-//! `syncfs` flushes everything dirty on the file system, this batch's files among it, and asks
-//! the device to flush its cache. Where there is no `syncfs` (not Linux), each staged file and
-//! each touched folder is synced on its own, as before.
+//! `syncfs` flushes everything dirty on the file system, these files among it, and asks the
+//! device to flush its cache. Where there is no `syncfs` (not Linux), each staged file and each
+//! touched folder is synced on its own.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -30,11 +32,6 @@ use std::sync::mpsc;
 
 /// Files committed together at most; more wait for the next batch.
 const MAX_BATCH: usize = 1024;
-
-/// How long a batch waits for more files once it has its first. Writers are many (units in
-/// flight, the bucket files of each date), so a few milliseconds gather several of them into
-/// one sync; a writer alone waits that much longer for its file.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Folders known to exist, remembered so that publishing a file does not look its folder up
 /// again; forgotten when there are more than this.
@@ -76,63 +73,75 @@ impl GroupCommit {
 
 fn committer(root: &Path, waiting: &mpsc::Receiver<Job>) {
     let mut known = BTreeSet::new();
-    while let Ok(first) = waiting.recv() {
-        let mut batch = vec![first];
-        let until = std::time::Instant::now() + LINGER;
-        while batch.len() < MAX_BATCH {
-            match waiting.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    // Files whose data is durable, to be renamed into place.
+    let mut durable: Vec<Job> = Vec::new();
+    loop {
+        // Wait for work only when none is under way; the channel closes with the dataset.
+        let mut arrived = Vec::new();
+        if durable.is_empty() {
+            match waiting.recv() {
+                Ok(job) => arrived.push(job),
+                Err(_) => return,
             }
         }
+        arrived.extend(waiting.try_iter().take(MAX_BATCH));
         if known.len() > KNOWN_FOLDERS {
             known.clear();
         }
-        commit(root, batch, &mut known);
+        durable = round(root, std::mem::take(&mut durable), arrived, &mut known);
     }
 }
 
-/// Steps 1–4 of the module's description for one batch. `known`: folders known to exist.
-fn commit(root: &Path, batch: Vec<Job>, known: &mut BTreeSet<PathBuf>) {
-    let staged: Vec<&Path> = batch.iter().map(|j| j.staged.as_path()).collect();
-    if let Err(e) = make_durable(root, &staged) {
-        for job in batch {
-            let _ = fs::remove_file(&job.staged);
-            let _ = job.done.send(Err(copy(&e)));
-        }
-        return;
-    }
-    let mut published = Vec::with_capacity(batch.len());
+/// Steps 1–4 of the module's description; returns the files of (2), now durable.
+/// `known`: folders known to exist.
+fn round(root: &Path, durable: Vec<Job>, arrived: Vec<Job>, known: &mut BTreeSet<PathBuf>) -> Vec<Job> {
+    let mut published = Vec::with_capacity(durable.len());
     let mut folders = BTreeSet::new();
-    for job in batch {
-        let parent = job.dest.parent().expect("a published file lives in a folder").to_path_buf();
-        let rename = || fs::rename(&job.staged, &job.dest);
-        let result = if known.contains(&parent) {
-            // Someone may have removed the folder since: then it is made again.
-            rename().or_else(|e| match e.kind() {
-                io::ErrorKind::NotFound => create_dirs(&parent, &mut folders).and_then(|()| rename()),
-                _ => Err(e),
-            })
-        } else {
-            create_dirs(&parent, &mut folders).and_then(|()| rename())
-        };
-        match result {
-            Ok(()) => {
-                known.insert(parent.clone());
-                folders.insert(parent);
-                published.push(job);
-            }
+    for job in durable {
+        match publish(&job, known, &mut folders) {
+            Ok(()) => published.push(job),
             Err(e) => {
                 let _ = fs::remove_file(&job.staged);
                 let _ = job.done.send(Err(e));
             }
         }
     }
-    let folders: Vec<&Path> = folders.iter().map(PathBuf::as_path).collect();
-    let result = make_durable(root, &folders);
+    let mut to_sync: Vec<&Path> = folders.iter().map(PathBuf::as_path).collect();
+    to_sync.extend(arrived.iter().map(|j| j.staged.as_path()));
+    let synced = make_durable(root, &to_sync);
     for job in published {
-        let _ = job.done.send(result.as_ref().map(|_| ()).map_err(copy));
+        let _ = job.done.send(synced.as_ref().map(|_| ()).map_err(copy));
     }
+    match synced {
+        Ok(()) => arrived,
+        Err(e) => {
+            for job in arrived {
+                let _ = fs::remove_file(&job.staged);
+                let _ = job.done.send(Err(copy(&e)));
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// Renames a staged file into place, making its folder first if need be; the folders whose
+/// entries changed go into `touched`.
+fn publish(job: &Job, known: &mut BTreeSet<PathBuf>, touched: &mut BTreeSet<PathBuf>) -> io::Result<()> {
+    let parent = job.dest.parent().expect("a published file lives in a folder").to_path_buf();
+    let rename = || fs::rename(&job.staged, &job.dest);
+    if known.contains(&parent) {
+        // Someone may have removed the folder since: then it is made again.
+        rename().or_else(|e| match e.kind() {
+            io::ErrorKind::NotFound => create_dirs(&parent, touched).and_then(|()| rename()),
+            _ => Err(e),
+        })?;
+    } else {
+        create_dirs(&parent, touched)?;
+        rename()?;
+    }
+    known.insert(parent.clone());
+    touched.insert(parent);
+    Ok(())
 }
 
 /// Creates `dir` and its missing parents; every folder whose entries changed is added to
