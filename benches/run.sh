@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # wxcube's benchmarks: builds the release binary, then prints a table of figures, each next to
 # the baseline it is compared to, measured in this run on this machine (see README,
-# "Performance"). About 14 minutes on 2 cores: baseline and durability about 3 of them (the
-# Python baseline alone runs 1 account x 6 years and 20 accounts x 1 year twice each, about 80 s;
-# estimated from runs at a smaller scale), rebuild6y about 1, the other figures about 10.
+# "Performance"). About 5 minutes on 2 cores (measured: 247 s for every figure, of which the
+# Python baseline's runs take about 70 s), after a wait of up to 5 minutes when the previous
+# bench cleaned up less than that ago (see wait_out_recent_deletions in bench.py).
 #
 #   benches/run.sh                          every figure
 #   benches/run.sh --only overhead,calls    a subset: overhead, latency, calls, rebuild, rebuild6y,
