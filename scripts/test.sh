@@ -25,9 +25,9 @@ ensure_venv "$airflow_venv" tests/airflow/requirements.txt \
 export WXCUBE_AIRFLOW="$airflow_venv/bin/airflow"
 # -------------------------------------------------------------------------------------------------
 
-echo "==> cargo fmt --check"
-cargo fmt --check
+echo "==> cargo fmt --all --check"
+cargo fmt --all --check
 echo "==> cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
-cargo test --all-targets
+cargo test --workspace --all-targets

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::account::{Account, AppId, ComponentCredentials, Credentials, RefreshToken, Secret};
+use wxcube_connector::account::{Account, AppId, ComponentCredentials, Credentials, RefreshToken, Secret};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,7 +74,7 @@ pub fn load(path: &Path) -> Result<Vec<Account>, String> {
     let where_ = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("--config {where_}: {e}"))?;
     let file: ConfigFile = toml::from_str(&text)
-        .map_err(|e| format!("--config {where_}: {}", crate::write::store::one_line(&e.to_string())))?;
+        .map_err(|e| format!("--config {where_}: {}", wxcube_connector::text::one_line(&e.to_string())))?;
     if file.account.is_empty() {
         return Err(format!("--config {where_}: no [[account]] entries"));
     }
@@ -162,13 +162,7 @@ fn read_env(var: &str) -> Result<Secret, String> {
     }
 }
 
-pub fn read_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.trim().is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(Secret::new(text.trim()))
-}
+pub use wxcube_connector::account::read_secret_file as read_file;
 
 #[cfg(test)]
 mod tests {

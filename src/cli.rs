@@ -1,13 +1,13 @@
 //! Command-line flags, as typed but not yet validated against each other.
 //!
-//! `config` turns these into a [`crate::run::RunConfig`]; nothing here talks to the network.
+//! `config` turns these into a [`wxcube_connector::run::RunConfig`]; nothing here talks to the network.
 
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::dates::parse_date;
+use wxcube_connector::dates::parse_date;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,7 +31,7 @@ pub enum Command {
     /// Extract tables over a date range into Parquet.
     Extract(ExtractArgs),
     /// Serve the built-in API simulator on loopback.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(wxcube_simulator::SimulateArgs),
     /// Start the simulator and extract all tables for the last 90 days into a local folder.
     Demo(DemoArgs),
     /// Print the table registry: names, endpoints, spans, columns and labels.
@@ -97,7 +97,7 @@ pub struct ExtractArgs {
     /// Take only the accounts of shard I of N (0-based): N tasks with the same output never
     /// write the same file.
     #[arg(long, value_name = "I/N")]
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<wxcube_connector::shard::Shard>,
     /// Keep every API answer as received, compressed, under <output>/_wxcube/raw/, so that
     /// `wxcube rebuild` can derive the tables again without calling the API.
     #[arg(long)]
@@ -112,7 +112,7 @@ pub struct ExtractArgs {
     /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run
     /// killed without a chance to release its lease keeps others off its accounts this long on
     /// S3; on local disk its lease goes with its process.
-    #[arg(long, default_value_t = crate::write::lease::DEFAULT_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(5..=86_400), value_name = "SECS")]
+    #[arg(long, default_value_t = wxcube_connector::write::lease::DEFAULT_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(5..=86_400), value_name = "SECS")]
     pub lease_secs: u64,
     /// How long to wait for another run that holds the same accounts and tables before giving
     /// up (exit 2). A retried task whose first try was killed waits its lease out this way.
@@ -182,7 +182,7 @@ pub struct RebuildArgs {
     /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run
     /// killed without a chance to release its lease keeps others off its accounts this long on
     /// S3; on local disk its lease goes with its process.
-    #[arg(long, default_value_t = crate::write::lease::DEFAULT_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(5..=86_400), value_name = "SECS")]
+    #[arg(long, default_value_t = wxcube_connector::write::lease::DEFAULT_LEASE.as_secs(), value_parser = clap::value_parser!(u64).range(5..=86_400), value_name = "SECS")]
     pub lease_secs: u64,
     /// How long to wait for another run that holds the same accounts and tables before giving
     /// up (exit 2). A retried task whose first try was killed waits its lease out this way.

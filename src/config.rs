@@ -9,14 +9,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::account::{Account, AppId, Credentials, Secret};
 use crate::accounts_file;
 use crate::cli::{AccountArgs, ExtractArgs};
-use crate::dates::{self, DATA_FLOOR, DateRange};
-use crate::extract::retry::RetryPolicy;
-use crate::registry;
-use crate::run::{RangeSpec, RunConfig};
-use crate::write::store::OutputSpec;
+use wxcube_connector::account::{Account, AppId, Credentials, Secret};
+use wxcube_connector::dates::{self, DATA_FLOOR, DateRange};
+use wxcube_connector::extract::retry::RetryPolicy;
+use wxcube_connector::run::{RangeSpec, RunConfig};
+use wxcube_connector::write::store::OutputSpec;
+use wxcube_registry as registry;
 
 /// Bad usage or configuration: nothing was attempted.
 #[derive(Debug, thiserror::Error)]

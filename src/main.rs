@@ -1,7 +1,19 @@
-//! The `wxcube` binary: parses flags, runs the command, maps the outcome to an exit code.
+//! The `wxcube` binary: flags, configuration and commands, over the connector's pipeline
+//! (`wxcube-connector`) and the simulator (`wxcube-simulator`).
 //!
-//! Exit codes: 0 everything asked for was written; 1 the run finished but some work failed (the
-//! summary names it); 2 bad usage or configuration, nothing attempted.
+//! Map of the binary:
+//! - `cli` — the flags of every command;
+//! - `config` — flags and the accounts file (`accounts_file`) → a validated run, or one
+//!   [`config::UsageError`] line;
+//! - `commands` — what each subcommand does beyond a run: check and quota, demo, dry run,
+//!   rebuild, tables;
+//! - `exit` — the one place that turns an outcome into an exit code and an error line.
+
+mod accounts_file;
+mod cli;
+mod commands;
+mod config;
+mod exit;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,9 +22,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 
-use wxcube::cli::{Cli, Command, LogFormat};
-use wxcube::config::UsageError;
-use wxcube::run::RunError;
+use cli::{Cli, Command, LogFormat};
+use exit::{Done, Failure};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -22,44 +33,40 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, cli.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
     match runtime.block_on(dispatch(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<RunError>().is_some()
-                || e.downcast_ref::<wxcube::write::WriteError>()
-                    .is_some_and(|w| matches!(w, wxcube::write::WriteError::Settings(_)));
-            eprintln!("error: {}", wxcube::write::store::one_line(&format!("{e:#}")));
-            ExitCode::from(if usage { 2 } else { 1 })
+        Ok(done) => ExitCode::from(done.exit_code()),
+        Err(failure) => {
+            eprintln!("{}", failure.line());
+            ExitCode::from(failure.exit_code())
         }
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+async fn dispatch(cli: Cli) -> Result<Done, Failure> {
     match cli.command {
         Command::Extract(args) => {
-            let config = wxcube::config::resolve(&args, chrono::Utc::now())?;
+            let config = config::resolve(&args, chrono::Utc::now())?;
             if args.dry_run {
-                let summary = wxcube::dry_run::print_plan(&config, &mut std::io::stdout().lock()).await?;
+                let summary = commands::dry_run::print_plan(&config, &mut std::io::stdout().lock()).await?;
                 println!("{}", summary.to_json_line());
-                return Ok(0);
+                return Ok(Done::Complete);
             }
-            let summary = wxcube::run::run(config, stop_on_signal()).await?;
+            let summary = wxcube_connector::run::run(config, stop_on_signal()).await?;
             Ok(finish(&summary))
         }
         Command::Simulate(args) => {
-            wxcube::simulate::run(args).await?;
-            Ok(0)
+            wxcube_simulator::run(args).await.map_err(|e| Failure::Simulator(format!("{e:#}")))?;
+            Ok(Done::Complete)
         }
         Command::Demo(args) => {
-            let summary = wxcube::demo::run(&args, &mut std::io::stdout().lock(), stop_on_signal()).await?;
+            let summary = commands::demo::run(&args, &mut std::io::stdout().lock(), stop_on_signal()).await?;
             Ok(finish(&summary))
         }
-        Command::Check(args) => wxcube::check::check(&args, &mut std::io::stdout().lock()).await,
-        Command::Quota(args) => wxcube::check::quota(&args, &mut std::io::stdout().lock()).await,
-        Command::Rebuild(args) => wxcube::rebuild::rebuild(&args, &mut std::io::stdout().lock()).await,
+        Command::Check(args) => commands::check::check(&args, &mut std::io::stdout().lock()).await,
+        Command::Quota(args) => commands::check::quota(&args, &mut std::io::stdout().lock()).await,
+        Command::Rebuild(args) => commands::rebuild::rebuild(&args, &mut std::io::stdout().lock()).await,
         Command::Tables => {
-            print!("{}", wxcube::tables::describe());
-            Ok(0)
+            print!("{}", commands::tables::describe());
+            Ok(Done::Complete)
         }
     }
 }
@@ -88,8 +95,8 @@ fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
     rx
 }
 
-/// Prints the summary as the last line of stdout and returns the exit code.
-fn finish(summary: &wxcube::summary::Summary) -> u8 {
+/// Prints the summary as the last line of stdout and says whether everything was written.
+fn finish(summary: &wxcube_connector::summary::Summary) -> Done {
     if summary.stopped {
         eprintln!(
             "error: the run was stopped before it finished; {} cell(s) were not written, and a re-run fills them",
@@ -105,7 +112,7 @@ fn finish(summary: &wxcube::summary::Summary) -> u8 {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", summary.to_json_line());
     let _ = out.flush();
-    summary.exit_code() as u8
+    if summary.failures == 0 && !summary.stopped { Done::Complete } else { Done::Partial }
 }
 
 /// Reports a flag error as one line (clap's own rendering spans several) with exit code 2;
@@ -140,8 +147,9 @@ fn init_logging(format: LogFormat, verbose: u8) {
     for noisy in ["reqwest=warn", "hyper=warn", "hyper_util=warn", "h2=warn", "rustls=warn", "object_store=warn"] {
         filter = filter.add_directive(noisy.parse().expect("valid directive"));
     }
-    wxcube::progress::enable(format == LogFormat::Text);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| wxcube::progress::LogWriter);
+    wxcube_connector::progress::enable(format == LogFormat::Text);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| wxcube_connector::progress::LogWriter);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),

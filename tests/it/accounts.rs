@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use wxcube::registry;
-use wxcube::simulate::faults::{Faults, Trigger};
-use wxcube::simulate::{Clock, RunningSimulator, SimConfig};
+use wxcube_registry as registry;
+use wxcube_simulator::faults::{Faults, Trigger};
+use wxcube_simulator::{Clock, RunningSimulator, SimConfig};
 
-use wxcube::simulate::accounts::{demo_component_appid, demo_component_secret, demo_refresh_token, demo_verify_ticket};
+use wxcube_simulator::accounts::{demo_component_appid, demo_component_secret, demo_refresh_token, demo_verify_ticket};
 
 use crate::support::*;
 
@@ -189,7 +189,7 @@ fn regex_lite_replace_dates(text: &str, date: &str) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < bytes.len() {
-        let is_date = i + 10 <= bytes.len() && wxcube::dates::parse_date(&text[i..i + 10]).is_ok();
+        let is_date = i + 10 <= bytes.len() && wxcube_connector::dates::parse_date(&text[i..i + 10]).is_ok();
         if is_date {
             out.push_str(date);
             i += 10;
@@ -254,7 +254,7 @@ async fn component_token_from(sim: &RunningSimulator) -> String {
     let request = serde_json::json!({"component_appid": demo_component_appid(),
         "component_appsecret": demo_component_secret(), "component_verify_ticket": demo_verify_ticket()});
     let answer: serde_json::Value = {
-        wxcube::tls::install_crypto_provider();
+        wxcube_connector::tls::install_crypto_provider();
         reqwest::Client::new()
     }
     .post(&url)

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wxcube::registry;
-use wxcube::simulate::{Clock, SimConfig};
+use wxcube_registry as registry;
+use wxcube_simulator::{Clock, SimConfig};
 
 use crate::support::*;
 

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use object_store::ObjectStoreExt;
-use wxcube::registry;
-use wxcube::simulate::faults::Faults;
-use wxcube::simulate::{Clock, RunningSimulator, SimConfig};
+use wxcube_registry as registry;
+use wxcube_simulator::faults::Faults;
+use wxcube_simulator::{Clock, RunningSimulator, SimConfig};
 
 use crate::s3::Moto;
 use crate::support::*;

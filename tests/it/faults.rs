@@ -2,13 +2,13 @@
 //! discovery, bad data. Every run here logs at the most verbose level and is checked for
 //! leaked credentials.
 
-use wxcube::registry;
-use wxcube::simulate::faults::{Faults, Trigger};
-use wxcube::simulate::{Clock, SimConfig};
+use wxcube_registry as registry;
+use wxcube_simulator::faults::{Faults, Trigger};
+use wxcube_simulator::{Clock, SimConfig};
 
 use crate::support::*;
 
-async fn faulty(faults: Faults) -> wxcube::simulate::RunningSimulator {
+async fn faulty(faults: Faults) -> wxcube_simulator::RunningSimulator {
     simulator_with(SimConfig { clock: Clock::noon_on(d(TODAY)), faults, ..SimConfig::default() }).await
 }
 
@@ -262,7 +262,7 @@ async fn a_given_token_that_is_refused_fails_its_account_with_the_fix() {
     let url = format!("{}/cgi-bin/stable_token", sim.base_url());
     let request = serde_json::json!({"grant_type": "client_credential", "appid": appid(1), "secret": secret(1)});
     let answer: serde_json::Value = {
-        wxcube::tls::install_crypto_provider();
+        wxcube_connector::tls::install_crypto_provider();
         reqwest::Client::new()
     }
     .post(url)

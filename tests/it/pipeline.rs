@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
-use wxcube::registry;
+use wxcube_registry as registry;
 
 use crate::support::*;
 
@@ -138,7 +138,7 @@ async fn extracted_at_is_decided_per_account() {
     let mut columns = first.columns().to_vec();
     columns[table.columns.iter().position(|c| c.name == "msg_count").unwrap()] = std::sync::Arc::new(stale);
     let stale = arrow::array::RecordBatch::try_new(first.schema(), columns).unwrap();
-    std::fs::write(out.join(file), wxcube::write::encode_parquet(table, &stale).unwrap()).unwrap();
+    std::fs::write(out.join(file), wxcube_connector::write::encode_parquet(table, &stale).unwrap()).unwrap();
     let untouched = std::fs::read(out.join("upstream_msg/ref_date=2024-03-04/part-00.parquet")).unwrap();
 
     let second = wxcube(&args, &env).await;
@@ -233,11 +233,11 @@ async fn tables_lists_the_registry() {
 async fn a_failed_window_fails_its_cell_and_the_rest_goes_on() {
     // The first request is answered "system busy" and, with no retries allowed, its window
     // fails; every other window of every table is written.
-    let faults = wxcube::simulate::Faults { busy: wxcube::simulate::faults::Trigger::count(1), ..Default::default() };
-    let config = wxcube::simulate::SimConfig {
-        clock: wxcube::simulate::Clock::noon_on(d(TODAY)),
+    let faults = wxcube_simulator::Faults { busy: wxcube_simulator::faults::Trigger::count(1), ..Default::default() };
+    let config = wxcube_simulator::SimConfig {
+        clock: wxcube_simulator::Clock::noon_on(d(TODAY)),
         faults,
-        ..wxcube::simulate::SimConfig::default()
+        ..wxcube_simulator::SimConfig::default()
     };
     let sim = simulator_with(config).await;
     let out = tempfile::tempdir().unwrap();
@@ -309,11 +309,11 @@ async fn the_simulate_command_serves_a_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_the_same_buckets_is_refused_while_the_first_runs() {
-    let faults = wxcube::simulate::Faults { latency_ms: 30, ..Default::default() };
-    let sim = simulator_with(wxcube::simulate::SimConfig {
-        clock: wxcube::simulate::Clock::noon_on(d(TODAY)),
+    let faults = wxcube_simulator::Faults { latency_ms: 30, ..Default::default() };
+    let sim = simulator_with(wxcube_simulator::SimConfig {
+        clock: wxcube_simulator::Clock::noon_on(d(TODAY)),
         faults,
-        ..wxcube::simulate::SimConfig::default()
+        ..wxcube_simulator::SimConfig::default()
     })
     .await;
     let out = tempfile::tempdir().unwrap();

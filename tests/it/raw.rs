@@ -1,7 +1,7 @@
 //! Raw landing and replay: `--keep-raw` keeps every answer; `wxcube rebuild` derives the same
 //! tables from them without calling the API.
 
-use wxcube::registry;
+use wxcube_registry as registry;
 
 use crate::support::*;
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use wxcube::registry;
+use wxcube_registry as registry;
 
 use crate::support::*;
 
@@ -79,7 +79,7 @@ async fn the_duckdb_example_runs_on_demo_shaped_output() {
     let run = std::process::Command::new(python()).arg("-c").arg(code).current_dir(tmp.path()).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let rows: Vec<Vec<String>> = serde_json::from_slice(&run.stdout).unwrap();
-    let table = wxcube::registry::find("upstream_msg").unwrap();
+    let table = wxcube_registry::find("upstream_msg").unwrap();
     let want = expected_rows(table, &[2], "2024-03-01", "2024-03-07");
     let count = table.field_index("msg_count").unwrap();
     assert_eq!(rows.len(), want.len(), "one row per day and message type");

@@ -12,9 +12,10 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use wxcube::account::AppId;
-use wxcube::registry;
-use wxcube::write::{DEFAULT_BUCKETS, layout};
+use wxcube_connector::account::AppId;
+use wxcube_connector::schema::ArrowSchema;
+use wxcube_connector::write::{DEFAULT_BUCKETS, layout};
+use wxcube_registry as registry;
 
 use crate::support::*;
 
@@ -78,7 +79,7 @@ impl Moto {
     }
 
     pub fn store(&self) -> Arc<dyn ObjectStore> {
-        wxcube::tls::install_crypto_provider();
+        wxcube_connector::tls::install_crypto_provider();
         Arc::new(
             AmazonS3Builder::new()
                 .with_endpoint(&self.endpoint)
@@ -123,7 +124,7 @@ impl Moto {
 
 /// `wxcube extract` into `s3://lake/<prefix>` with the given AWS environment.
 async fn extract_s3(
-    sim: &wxcube::simulate::RunningSimulator,
+    sim: &wxcube_simulator::RunningSimulator,
     prefix: &str,
     env: &[(&'static str, String)],
     i: usize,

@@ -7,15 +7,15 @@ use std::process::Output;
 use arrow::array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use wxcube::dates::parse_date;
-use wxcube::registry::{Source, Table};
-use wxcube::simulate::{self, Clock, RunningSimulator, SimConfig, SimStats};
+use wxcube_connector::schema::ArrowSchema;
+use wxcube_registry::{Source, Table};
+use wxcube_simulator::{self as simulate, Clock, RunningSimulator, SimConfig, SimStats};
 
 /// The simulated "today" of most tests: pinned so the data and plans never drift.
 pub const TODAY: &str = "2024-04-10";
 
 pub fn d(s: &str) -> NaiveDate {
-    parse_date(s).unwrap()
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
 pub fn appid(i: usize) -> String {
@@ -162,20 +162,21 @@ pub fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Ke
         .collect()
 }
 
-/// What the simulator holds for `table`, account `i`, over the plan of `begin..end`.
+/// What the simulator answers for `table`, for demo accounts `accounts`, to a request of
+/// `begin..=end` on the simulated [`TODAY`]: the simulator's own truth, computed with its own
+/// calendar, never with the connector's planner or date logic, so that a mistake there cannot
+/// agree with itself here.
 pub fn expected_rows(table: &Table, accounts: &[usize], begin: &str, end: &str) -> Vec<Key> {
-    let range = wxcube::dates::DateRange::new(d(begin), d(end)).unwrap();
-    let latest = d(TODAY).pred_opt().unwrap();
-    let mut rows = Vec::new();
-    for &i in accounts {
-        for w in wxcube::plan::plan_table(table, range, latest) {
-            for p in &w.periods {
-                for r in simulate::data::rows(table, &appid(i), *p) {
-                    rows.push((appid(i), r.ref_date, r.fields));
-                }
-            }
-        }
-    }
+    let asked = simulate::calendar::DaySpan::new(d(begin), d(end)).unwrap();
+    let now = Clock::noon_on(d(TODAY)).now();
+    let mut rows: Vec<Key> = accounts
+        .iter()
+        .flat_map(|&i| {
+            simulate::data::window_rows(table, &appid(i), asked, now)
+                .into_iter()
+                .map(move |r| (appid(i), r.ref_date, r.fields))
+        })
+        .collect();
     rows.sort();
     rows
 }

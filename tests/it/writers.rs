@@ -9,10 +9,10 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr};
-use wxcube::registry::{self, Table};
-use wxcube::simulate::faults::Faults;
-use wxcube::simulate::{Clock, RunningSimulator, SimConfig};
-use wxcube::write::DEFAULT_BUCKETS;
+use wxcube_connector::write::DEFAULT_BUCKETS;
+use wxcube_registry::{self as registry, Table};
+use wxcube_simulator::faults::Faults;
+use wxcube_simulator::{Clock, RunningSimulator, SimConfig};
 
 use crate::s3::{BUCKET, Moto, s3_rows};
 use crate::support::*;
@@ -186,21 +186,9 @@ async fn all_at_once(cmds: &[Cmd]) -> Vec<Run> {
     futures::future::join_all(cmds.iter().map(Cmd::run)).await
 }
 
-/// What the simulator answers for `ids` over `begin..=end` (its own ground truth: every day
-/// whose data is complete, and the weeks and months that start in the range and have ended).
+/// What the simulator answers for `ids` over `begin..=end` (see `expected_rows`).
 fn truth(table: &Table, ids: &[usize], begin: &str, end: &str) -> Vec<Key> {
-    let range = wxcube::dates::DateRange::new(d(begin), d(end)).unwrap();
-    let now = Clock::noon_on(d(TODAY)).now();
-    let mut rows: Vec<Key> = ids
-        .iter()
-        .flat_map(|&i| {
-            wxcube::simulate::data::window_rows(table, &appid(i), range, now)
-                .into_iter()
-                .map(move |r| (appid(i), r.ref_date, r.fields))
-        })
-        .collect();
-    rows.sort();
-    rows
+    expected_rows(table, ids, begin, end)
 }
 
 /// A simulator with six demo accounts, pinned to [`TODAY`], each request taking `latency_ms`.

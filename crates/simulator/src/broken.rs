@@ -1,0 +1,333 @@
+//! What a faulty answer looks like: the bodies and rows of the triggered faults.
+//!
+//! Each fault imitates something a client of the real service meets (see [`super::faults`]);
+//! where the real world has several shapes, the variants take turns ([`Strike::nth`]), so a
+//! test that lets a fault strike three times sees them all. Faults that need rows start from
+//! the real answer, so everything but the fault itself stays valid; when the real answer is
+//! empty, a plausible row dated the window's first day stands in.
+
+use std::io;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Months, NaiveDate};
+
+use super::data::SimRow;
+use super::faults::FaultKind;
+use super::inject::Strike;
+use super::server::{ListRow, json_response, list_json, rid};
+use crate::calendar::DaySpan;
+use wxcube_registry::Table;
+
+/// `huge` answers at least this many bytes: beyond the 8 MiB a client should accept.
+pub const HUGE_BYTES: usize = 9 << 20;
+/// `deep` nests its list this many levels.
+pub const DEEP_LEVELS: usize = 10_000;
+/// The date of the `out_of_window` row when the window starts in 2016 or later.
+const LONG_AGO: NaiveDate = match NaiveDate::from_ymd_opt(2015, 1, 1) {
+    Some(d) => d,
+    None => unreachable!(),
+};
+
+/// A row whose values are JSON text, so that they may be anything.
+#[derive(Clone, Debug)]
+pub struct RawRow {
+    ref_date: NaiveDate,
+    fields: Vec<String>,
+}
+
+impl From<&SimRow> for RawRow {
+    fn from(row: &SimRow) -> Self {
+        Self { ref_date: row.ref_date, fields: row.fields.iter().map(i64::to_string).collect() }
+    }
+}
+
+impl ListRow for RawRow {
+    type Value = String;
+
+    fn ref_date(&self) -> NaiveDate {
+        self.ref_date
+    }
+
+    fn values(&self) -> &[String] {
+        &self.fields
+    }
+}
+
+/// The answer an envelope fault gives instead of `rows`, the real answer for `range`.
+pub fn envelope(strike: Strike, table: &Table, rows: &[SimRow], range: DaySpan) -> Response {
+    match strike.kind {
+        FaultKind::Busy => busy(strike.nth),
+        FaultKind::Http5xx => http_5xx(strike.nth),
+        FaultKind::BadJson => bad_json(strike.nth, list_json(table, rows)),
+        FaultKind::Drop => dropped(list_json(table, rows)),
+        FaultKind::Huge => json_response(huge(table, &rows_or_stand_in(table, rows, range))),
+        FaultKind::Deep => json_response(deep()),
+        FaultKind::Absurd => json_response(absurd(strike.nth, table, rows, range)),
+        data => unreachable!("{data} is not an envelope fault"),
+    }
+}
+
+/// errcode -1, as the real service sends it: usually a number with a message, sometimes a
+/// string, sometimes without `errmsg`.
+fn busy(nth: u64) -> Response {
+    json_response(match nth % 3 {
+        0 => format!(r#"{{"errcode":-1,"errmsg":"system error rid: {}"}}"#, rid()),
+        1 => format!(r#"{{"errcode":"-1","errmsg":"system error rid: {}"}}"#, rid()),
+        _ => r#"{"errcode":-1}"#.to_string(),
+    })
+}
+
+/// nginx's own error page for a lost upstream: 502, then 503.
+fn http_5xx(nth: u64) -> Response {
+    let status = if nth.is_multiple_of(2) { StatusCode::BAD_GATEWAY } else { StatusCode::SERVICE_UNAVAILABLE };
+    let title = match status {
+        StatusCode::BAD_GATEWAY => "502 Bad Gateway",
+        _ => "503 Service Temporarily Unavailable",
+    };
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+}
+
+/// HTTP 200, labelled JSON, but not JSON: the real answer cut in half, an empty body, or an
+/// HTML page.
+fn bad_json(nth: u64, real: String) -> Response {
+    json_response(match nth % 3 {
+        0 => cut_short(real),
+        1 => String::new(),
+        _ => "<html><body>system error, please try again later</body></html>".to_string(),
+    })
+}
+
+/// The first half of a body. A strict prefix of a JSON object is never valid JSON: its closing
+/// brace is missing.
+fn cut_short(mut body: String) -> String {
+    body.truncate(body.len() / 2);
+    body
+}
+
+/// HTTP 200 and the first half of the body, then the connection breaks: the body stream
+/// fails, so the server aborts the connection instead of finishing the response.
+pub(super) fn dropped(real: String) -> Response {
+    let half = Bytes::from(cut_short(real));
+    let parts: [io::Result<Bytes>; 2] =
+        [Ok(half), Err(io::Error::new(io::ErrorKind::ConnectionAborted, "simulated dropped connection"))];
+    let body = Body::from_stream(futures::stream::iter(parts));
+    ([(header::CONTENT_TYPE, "application/json; encoding=utf-8")], body).into_response()
+}
+
+/// A valid list of at least [`HUGE_BYTES`]: `rows` over and over.
+fn huge(table: &Table, rows: &[SimRow]) -> String {
+    let per_copy = list_json(table, rows).len() - r#"{"list":[]}"#.len() + 1;
+    let times = HUGE_BYTES / per_copy + 1;
+    let repeated: Vec<&SimRow> = rows.iter().cycle().take(rows.len() * times).collect();
+    list_json(table, &repeated)
+}
+
+/// A list nested [`DEEP_LEVELS`] deep: valid JSON that a recursive parser may choke on.
+fn deep() -> String {
+    format!(r#"{{"list":{}{}}}"#, "[".repeat(DEEP_LEVELS), "]".repeat(DEEP_LEVELS))
+}
+
+/// The real list with one count no integer type holds: past u64, past f64, or such a number as
+/// a string.
+fn absurd(nth: u64, table: &Table, rows: &[SimRow], range: DaySpan) -> String {
+    const ABSURD: [&str; 3] = ["123456789012345678901234567890", "1e400", r#""123456789012345678901234567890""#];
+    let mut rows: Vec<RawRow> = rows_or_stand_in(table, rows, range).iter().map(RawRow::from).collect();
+    set(&mut rows[0], count_field(table), ABSURD[(nth % 3) as usize]);
+    list_json(table, &rows)
+}
+
+/// The real list altered by the data faults in `strikes`; returns it with its number of rows.
+/// Rows are added as copies of the first row, before `negative_count` alters that row and
+/// `non_integer_count` the last row of the real list (the same row when there is only one).
+pub fn altered_list(strikes: &[Strike], table: &Table, mut rows: Vec<SimRow>, range: DaySpan) -> (String, usize) {
+    let struck = |kind: FaultKind| strikes.iter().find(|s| s.kind == kind);
+    let alters = struck(FaultKind::NegativeCount).or(struck(FaultKind::NonIntegerCount));
+    if rows.is_empty() && alters.is_some() {
+        rows.push(stand_in(table, range.first()));
+    }
+    let real = rows.len();
+    if struck(FaultKind::OutOfWindow).is_some() {
+        rows.push(out_of_window(table, &rows, range));
+    }
+    if struck(FaultKind::UnknownCode).is_some() {
+        rows.extend(unknown_code(table, &rows, range));
+    }
+    if struck(FaultKind::NegativeCount).is_some() {
+        negative_count(table, &mut rows[0]);
+    }
+    let mut raw: Vec<RawRow> = rows.iter().map(RawRow::from).collect();
+    if let Some(strike) = struck(FaultKind::NonIntegerCount) {
+        set(&mut raw[real - 1], count_field(table), if strike.nth.is_multiple_of(2) { "2.5" } else { r#""many""# });
+    }
+    (list_json(table, &raw), raw.len())
+}
+
+/// A copy of the first row, dated long before the window.
+fn out_of_window(table: &Table, rows: &[SimRow], range: DaySpan) -> SimRow {
+    let begin = range.first();
+    let date = if begin.year() >= 2016 { LONG_AGO } else { begin - Months::new(36) };
+    SimRow { ref_date: date, ..first_or_stand_in(table, rows, range) }
+}
+
+/// A copy of the first row with a code the documentation does not list: `msg_type` 99, or
+/// `count_interval` 9. Nothing for a table that has neither.
+fn unknown_code(table: &Table, rows: &[SimRow], range: DaySpan) -> Option<SimRow> {
+    let (field, code) = match table.field_index("msg_type") {
+        Some(i) => (i, 99),
+        None => (table.field_index("count_interval")?, 9),
+    };
+    let mut row = first_or_stand_in(table, rows, range);
+    row.fields[field] = code;
+    Some(row)
+}
+
+/// Makes a row's `msg_user` negative.
+fn negative_count(table: &Table, row: &mut SimRow) {
+    if let Some(field) = table.field_index("msg_user") {
+        row.fields[field] = -row.fields[field].max(1);
+    }
+}
+
+/// The count a non-integer or absurd value replaces: `msg_count`, or `msg_user` in tables
+/// without one (the distributions).
+fn count_field(table: &Table) -> Option<usize> {
+    table.field_index("msg_count").or_else(|| table.field_index("msg_user"))
+}
+
+fn set(row: &mut RawRow, field: Option<usize>, json: &str) {
+    if let Some(i) = field {
+        row.fields[i] = json.to_string();
+    }
+}
+
+fn first_or_stand_in(table: &Table, rows: &[SimRow], range: DaySpan) -> SimRow {
+    rows.first().cloned().unwrap_or_else(|| stand_in(table, range.first()))
+}
+
+fn rows_or_stand_in(table: &Table, rows: &[SimRow], range: DaySpan) -> Vec<SimRow> {
+    if rows.is_empty() { vec![stand_in(table, range.first())] } else { rows.to_vec() }
+}
+
+/// A plausible row dated `date`: midnight, text messages or the "1-5" interval, one user, one
+/// message.
+fn stand_in(table: &Table, date: NaiveDate) -> SimRow {
+    let value = |name: &str| match name {
+        "msg_type" | "count_interval" | "msg_user" | "msg_count" => 1,
+        _ => 0,
+    };
+    SimRow { ref_date: date, fields: table.api_fields.iter().map(|f| value(f)).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::calendar::parse_day as parse_date;
+    use wxcube_registry as registry;
+
+    fn d(s: &str) -> NaiveDate {
+        parse_date(s).unwrap()
+    }
+
+    fn strike(kind: FaultKind, nth: u64) -> Strike {
+        Strike { kind, nth }
+    }
+
+    fn msg() -> &'static Table {
+        registry::find("upstream_msg").unwrap()
+    }
+
+    fn dist() -> &'static Table {
+        registry::find("upstream_msg_dist").unwrap()
+    }
+
+    fn row(table: &Table, date: &str, fields: &[i64]) -> SimRow {
+        assert_eq!(fields.len(), table.api_fields.len());
+        SimRow { ref_date: d(date), fields: fields.to_vec() }
+    }
+
+    fn march() -> DaySpan {
+        DaySpan::new(d("2024-03-01"), d("2024-03-07")).unwrap()
+    }
+
+    fn list(body: &str) -> Vec<Value> {
+        serde_json::from_str::<Value>(body).unwrap()["list"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn data_faults_alter_a_copy_of_the_first_row() {
+        let rows = vec![row(msg(), "2024-03-02", &[1, 10, 20]), row(msg(), "2024-03-02", &[2, 3, 4])];
+        let strikes = [
+            strike(FaultKind::OutOfWindow, 0),
+            strike(FaultKind::UnknownCode, 0),
+            strike(FaultKind::NegativeCount, 0),
+            strike(FaultKind::NonIntegerCount, 0),
+        ];
+        let (body, n) = altered_list(&strikes, msg(), rows, march());
+        let list = list(&body);
+        assert_eq!(n, 4);
+        assert_eq!(
+            list[0],
+            serde_json::json!({"ref_date":"2024-03-02","msg_type":1,"msg_user":-10,"msg_count":20,"user_source":0})
+        );
+        assert_eq!(
+            list[1],
+            serde_json::json!({"ref_date":"2024-03-02","msg_type":2,"msg_user":3,"msg_count":2.5,"user_source":0})
+        );
+        assert_eq!(
+            list[2],
+            serde_json::json!({"ref_date":"2015-01-01","msg_type":1,"msg_user":10,"msg_count":20,"user_source":0})
+        );
+        assert_eq!(
+            list[3],
+            serde_json::json!({"ref_date":"2024-03-02","msg_type":99,"msg_user":10,"msg_count":20,"user_source":0})
+        );
+    }
+
+    #[test]
+    fn data_faults_work_on_empty_lists_too() {
+        let early = DaySpan::new(d("2015-02-02"), d("2015-02-08")).unwrap();
+        let (body, n) = altered_list(&[strike(FaultKind::OutOfWindow, 0)], msg(), Vec::new(), early);
+        assert_eq!((n, list(&body)[0]["ref_date"].as_str()), (1, Some("2012-02-02")));
+        let (body, _) = altered_list(&[strike(FaultKind::UnknownCode, 0)], dist(), Vec::new(), march());
+        assert_eq!(list(&body)[0]["count_interval"], 9);
+        let (body, _) = altered_list(&[strike(FaultKind::NonIntegerCount, 1)], dist(), Vec::new(), march());
+        assert_eq!(list(&body)[0]["msg_user"], "many");
+        let (body, _) = altered_list(&[strike(FaultKind::NegativeCount, 0)], dist(), Vec::new(), march());
+        assert_eq!(list(&body)[0]["msg_user"], -1);
+    }
+
+    #[test]
+    fn absurd_counts_fit_no_integer() {
+        let rows = [row(dist(), "2024-03-02", &[1, 5])];
+        let bodies: Vec<String> = (0..3).map(|nth| absurd(nth, dist(), &rows, march())).collect();
+        assert!(bodies[0].contains(r#""msg_user":123456789012345678901234567890,"#), "{}", bodies[0]);
+        assert!(bodies[1].contains(r#""msg_user":1e400,"#), "{}", bodies[1]);
+        assert!(bodies[2].contains(r#""msg_user":"123456789012345678901234567890","#), "{}", bodies[2]);
+        assert!(serde_json::from_str::<Value>(&bodies[1]).is_err(), "1e400 overflows f64");
+    }
+
+    #[test]
+    fn huge_and_deep_bodies() {
+        let rows = [row(msg(), "2024-03-02", &[1, 10, 20])];
+        let body = huge(msg(), &rows);
+        assert!(body.len() > HUGE_BYTES && body.len() < HUGE_BYTES + 1024, "{}", body.len());
+        assert!(list(&body).iter().all(|r| r["msg_count"] == 20));
+        let deep = deep();
+        assert!(deep.starts_with(r#"{"list":[[[["#) && deep.ends_with("]]]}"));
+        assert!(serde_json::from_str::<Value>(&deep).is_err(), "past serde_json's recursion limit");
+    }
+
+    #[test]
+    fn bodies_cut_short_are_never_json() {
+        for real in [r#"{"list":[]}"#, r#"{"list":[{"ref_date":"2024-03-02","msg_type":1}]}"#] {
+            assert!(serde_json::from_str::<Value>(&cut_short(real.to_string())).is_err());
+        }
+    }
+}
