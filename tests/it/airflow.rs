@@ -21,9 +21,7 @@ const END: &str = "2024-04-09";
 
 /// The Python of the Airflow virtualenv, found from `WXCUBE_AIRFLOW` (the `airflow` script).
 fn airflow_python() -> PathBuf {
-    let airflow = std::env::var("WXCUBE_AIRFLOW").expect(
-        "WXCUBE_AIRFLOW is not set: run the suite with scripts/test.sh, which installs Apache Airflow for this test",
-    );
+    let airflow = installed("WXCUBE_AIRFLOW", "Apache Airflow");
     let python = Path::new(&airflow).with_file_name("python");
     assert!(
         python.exists(),

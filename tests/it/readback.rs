@@ -27,6 +27,7 @@ fn duckdb_view(out: &Path, appid: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duckdb_reads_dates_counts_and_labels() {
+    python(); // DuckDB is needed: say so now, not from inside the task that reads.
     let sim = simulator().await;
     let out = tempfile::tempdir().unwrap();
     extract(&sim, out.path(), 1, &["--begin", "2024-01-01", "--end", "2024-03-31"]).await.assert_ok();

@@ -202,9 +202,21 @@ pub fn token_calls(stats: &SimStats) -> u64 {
 
 /// The Python with the test readers and servers installed (scripts/test.sh sets it up).
 pub fn python() -> String {
-    std::env::var("WXCUBE_PYTHON").expect(
-        "WXCUBE_PYTHON is not set: run the suite with scripts/test.sh, which installs DuckDB, moto and PySpark for these checks",
-    )
+    installed("WXCUBE_PYTHON", "DuckDB, moto and PySpark")
+}
+
+/// The value of `var`, which scripts/test.sh sets once it has installed `what`. Without it the
+/// test fails with one line saying so, not with a panic's backtrace: plain `cargo test` runs
+/// every test, and those that need more than Rust should say what to run instead.
+pub fn installed(var: &str, what: &str) -> String {
+    match std::env::var(var) {
+        Ok(value) => value,
+        Err(_) => {
+            eprintln!("{var} is not set: run the suite with scripts/test.sh, which installs {what} for this test");
+            // Unwinds without the panic hook, which would print a backtrace under the line.
+            std::panic::resume_unwind(Box::new(()))
+        }
+    }
 }
 
 /// `wxcube extract` for demo account `i` with `extra` flags and environment.

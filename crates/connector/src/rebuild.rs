@@ -81,7 +81,7 @@ pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u6
     // run, so a scheduled run of the same accounts and tables is not fetching them meanwhile.
     let mut accounts: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
     for table in &tables {
-        for appid in dataset.raw_accounts(table).await? {
+        for appid in dataset.raw().accounts(table).await? {
             accounts.entry(dataset.bucket_of(&appid)).or_default().insert(appid.to_string());
         }
     }
@@ -103,7 +103,7 @@ pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u6
     let rebuilt = futures::future::join_all(tables.iter().map(|table| {
         let (dataset, checker) = (&dataset, &checker);
         async move {
-            let objects = dataset.list_raw(table).await?;
+            let objects = dataset.raw().list(table).await?;
             let (figures, failed) = rebuild_table(dataset, checker, table, &objects, extracted_at).await?;
             Ok::<_, WriteError>((figures, failed, objects.len()))
         }
@@ -175,90 +175,15 @@ async fn rebuild_table(
     let mut start = first;
     while start <= last {
         let chunk = DateRange::new(start, (start + Days::new(CHUNK_DAYS - 1)).min(last)).expect("start <= last");
-        let overlapping: Vec<&RawObject> = objects.iter().filter(|o| o.range.intersect(&chunk).is_some()).collect();
-        let decoded: Vec<Result<Decoded, WriteError>> = futures::stream::iter(overlapping.iter().map(|&object| {
-            let (dataset, table, object) = (Arc::clone(dataset), Arc::clone(table), object.clone());
-            tokio::spawn(async move {
-                let body = dataset.get_raw(&object).await?;
-                Ok(decode_answer(&table, &object, &body, chunk))
-            })
-        }))
-        .buffered(PARALLEL)
-        .map(|joined| joined.expect("a decode task panicked"))
-        .collect()
-        .await;
-        // (date, appid) → rows, newest answer last so it wins.
-        let mut cells: BTreeMap<NaiveDate, BTreeMap<AppId, Vec<Row>>> = BTreeMap::new();
-        for (object, result) in overlapping.iter().zip(decoded) {
-            let (periods, rows) = match result? {
-                Ok(found) => found,
-                Err(e) => {
-                    // Reported once, by the chunk where the answer starts.
-                    if object.range.begin() >= chunk.begin() {
-                        tracing::error!(path = %object.path, "cannot use this raw answer: {e}");
-                        failed += 1;
-                    }
-                    continue;
-                }
-            };
-            // The periods the answer covered, rows or not: a newer empty answer empties them.
-            for day in periods {
-                cells.entry(day).or_default().insert(object.appid.clone(), Vec::new());
-            }
-            let mut mine: BTreeMap<NaiveDate, Vec<Row>> = BTreeMap::new();
-            for row in rows {
-                mine.entry(row.ref_date).or_default().push(row);
-            }
-            for (day, rows) in mine {
-                cells.entry(day).or_default().insert(object.appid.clone(), rows);
-            }
-        }
+        let (cells, unusable) = read_chunk(dataset, table, objects, chunk).await?;
+        failed += unusable;
         // The previous chunk's writes end before this chunk's start: memory stays at two chunks.
         for written in futures::future::join_all(writing.drain(..)).await {
             let (written, bad) = written.expect("a write task panicked")?;
             add(&mut figures, written);
             failed += bad;
         }
-        let writes = cells.into_iter().map(|(day, mut accounts)| {
-            let (dataset, table, leases) = (Arc::clone(dataset), Arc::clone(table), leases.clone());
-            async move {
-                let mut bad = 0;
-                accounts.retain(|appid, _| match leases.check(dataset.bucket_of(appid)) {
-                    Ok(()) => true,
-                    Err(why) => {
-                        tracing::error!(appid = %appid, table = %table, date = %day, "{why}");
-                        bad += 1;
-                        false
-                    }
-                });
-                let pairs: Vec<(&str, &Row)> =
-                    accounts.iter().flat_map(|(a, rows)| rows.iter().map(move |r| (a.as_str(), r))).collect();
-                let batch = normalize::to_batch(&table, &pairs, extracted_at);
-                let who: BTreeSet<AppId> = accounts.keys().cloned().collect();
-                let mut written = Written::default();
-                for BucketWrite { result, .. } in dataset.replace(&table, day, &who, &batch).await {
-                    match result {
-                        Ok(w) => written += w,
-                        Err(e) if e.is_outage() => return Err(e),
-                        Err(e) => {
-                            tracing::error!(table = %table, date = %day, "{e}");
-                            bad += 1;
-                        }
-                    }
-                }
-                Ok((written, bad))
-            }
-        });
-        let limit = Arc::new(Semaphore::new(PARALLEL));
-        writing = writes
-            .map(|write| {
-                let limit = Arc::clone(&limit);
-                tokio::spawn(async move {
-                    let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
-                    write.await
-                })
-            })
-            .collect();
+        writing = write_chunk(dataset, leases, table, cells, extracted_at);
         start = chunk.end() + Days::new(1);
     }
     for written in futures::future::join_all(writing).await {
@@ -267,6 +192,118 @@ async fn rebuild_table(
         failed += bad;
     }
     Ok((figures, failed))
+}
+
+/// (date, appid) → rows of one chunk of days.
+type Cells = BTreeMap<NaiveDate, BTreeMap<AppId, Vec<Row>>>;
+
+/// The stored answers overlapping `chunk`, decoded in parallel, as cells (the newest answer
+/// wins where windows overlap); and how many answers could not be used.
+async fn read_chunk(
+    dataset: &Arc<Dataset>,
+    table: &Arc<Table>,
+    objects: &[RawObject],
+    chunk: DateRange,
+) -> Result<(Cells, u64), WriteError> {
+    let overlapping: Vec<&RawObject> = objects.iter().filter(|o| o.range.intersect(&chunk).is_some()).collect();
+    let decoded: Vec<Result<Decoded, WriteError>> = futures::stream::iter(overlapping.iter().map(|&object| {
+        let (dataset, table, object) = (Arc::clone(dataset), Arc::clone(table), object.clone());
+        tokio::spawn(async move {
+            let body = dataset.raw().get(&object).await?;
+            Ok(decode_answer(&table, &object, &body, chunk))
+        })
+    }))
+    .buffered(PARALLEL)
+    .map(|joined| joined.expect("a decode task panicked"))
+    .collect()
+    .await;
+    let mut cells = Cells::new();
+    let mut unusable = 0;
+    // In the answers' order, oldest first, so that the newest is inserted last and wins.
+    for (object, result) in overlapping.iter().zip(decoded) {
+        let (periods, rows) = match result? {
+            Ok(found) => found,
+            Err(e) => {
+                // Reported once, by the chunk where the answer starts.
+                if object.range.begin() >= chunk.begin() {
+                    tracing::error!(path = %object.path, "cannot use this raw answer: {e}");
+                    unusable += 1;
+                }
+                continue;
+            }
+        };
+        // The periods the answer covered, rows or not: a newer empty answer empties them.
+        for day in periods {
+            cells.entry(day).or_default().insert(object.appid.clone(), Vec::new());
+        }
+        let mut mine: BTreeMap<NaiveDate, Vec<Row>> = BTreeMap::new();
+        for row in rows {
+            mine.entry(row.ref_date).or_default().push(row);
+        }
+        for (day, rows) in mine {
+            cells.entry(day).or_default().insert(object.appid.clone(), rows);
+        }
+    }
+    Ok((cells, unusable))
+}
+
+/// Writes a chunk's dates as tasks, at most [`PARALLEL`] at once; each says what it wrote and
+/// how many of its files could not be merged with.
+fn write_chunk(
+    dataset: &Arc<Dataset>,
+    leases: &LeaseCheck,
+    table: &Arc<Table>,
+    cells: Cells,
+    extracted_at: i64,
+) -> Vec<JoinHandle<Result<(Written, u64), WriteError>>> {
+    let limit = Arc::new(Semaphore::new(PARALLEL));
+    cells
+        .into_iter()
+        .map(|(day, accounts)| {
+            let (dataset, table, leases, limit) =
+                (Arc::clone(dataset), Arc::clone(table), leases.clone(), Arc::clone(&limit));
+            tokio::spawn(async move {
+                let _slot = limit.acquire_owned().await.expect("the semaphore is never closed");
+                write_day(&dataset, &leases, &table, day, accounts, extracted_at).await
+            })
+        })
+        .collect()
+}
+
+/// Writes one date of the table for the accounts whose lease this rebuild still holds.
+async fn write_day(
+    dataset: &Dataset,
+    leases: &LeaseCheck,
+    table: &Table,
+    day: NaiveDate,
+    mut accounts: BTreeMap<AppId, Vec<Row>>,
+    extracted_at: i64,
+) -> Result<(Written, u64), WriteError> {
+    let mut bad = 0;
+    accounts.retain(|appid, _| match leases.check(dataset.bucket_of(appid)) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::error!(appid = %appid, table = %table, date = %day, "{why}");
+            bad += 1;
+            false
+        }
+    });
+    let pairs: Vec<(&str, &Row)> =
+        accounts.iter().flat_map(|(a, rows)| rows.iter().map(move |r| (a.as_str(), r))).collect();
+    let batch = normalize::to_batch(table, &pairs, extracted_at);
+    let who: BTreeSet<AppId> = accounts.keys().cloned().collect();
+    let mut written = Written::default();
+    for BucketWrite { result, .. } in dataset.files().replace(table, day, &who, &batch).await {
+        match result {
+            Ok(w) => written += w,
+            Err(e) if e.is_outage() => return Err(e),
+            Err(e) => {
+                tracing::error!(table = %table, date = %day, "{e}");
+                bad += 1;
+            }
+        }
+    }
+    Ok((written, bad))
 }
 
 /// Decodes one stored answer for `chunk`: the periods it covered inside the chunk, and its rows

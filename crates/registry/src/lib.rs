@@ -201,71 +201,22 @@ fn parse_table(text: &str) -> Result<Table, String> {
     if file.max_span_days == 0 {
         return Err("max_span_days must be at least 1".into());
     }
+    // API fields are numbered in the order the columns first name them.
     let mut api_fields: Vec<String> = Vec::new();
-    let mut field_of = |name: &str| -> usize {
-        match api_fields.iter().position(|f| f == name) {
-            Some(i) => i,
-            None => {
-                api_fields.push(name.to_string());
-                api_fields.len() - 1
-            }
-        }
-    };
-    let mut columns = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
     for c in &file.columns {
-        let source = match (c.from.as_deref(), c.label_of.as_deref()) {
-            (Some("@appid"), None) => Source::AppId,
-            (Some("@extracted_at"), None) => Source::ExtractedAt,
-            (Some(f), None) if !f.starts_with('@') && f != "ref_date" => {
-                Source::Field { field: field_of(f), divide_by: c.divide_by, range: c.range }
-            }
-            (None, Some(f)) => Source::Label { field: field_of(f) },
-            _ => {
-                return Err(format!(
-                    "column {}: give exactly one of `from` (an API field, @appid or @extracted_at) and `label_of`",
-                    c.name
-                ));
-            }
-        };
-        let expected = match source {
-            Source::AppId | Source::Label { .. } => ColumnType::String,
-            Source::ExtractedAt => ColumnType::TimestampUsUtc,
-            Source::Field { .. } if c.ty == ColumnType::Int32 || c.ty == ColumnType::Int64 => c.ty,
-            Source::Field { .. } => return Err(format!("column {}: API fields are integers", c.name)),
-        };
-        if c.ty != expected {
-            return Err(format!("column {}: type must be {expected:?}", c.name));
-        }
-        if matches!(source, Source::Label { .. }) != c.nullable {
-            return Err(format!("column {}: label columns, and only they, are nullable", c.name));
-        }
-        if columns.iter().any(|x: &Column| x.name == c.name) || c.name == "ref_date" {
+        let column = parse_column(c, &mut api_fields)?;
+        if columns.iter().any(|x| x.name == c.name) || c.name == "ref_date" {
             return Err(format!("column {} is declared twice (ref_date is the partition)", c.name));
         }
-        columns.push(Column { name: c.name.clone(), ty: c.ty, nullable: c.nullable, source, measure: c.measure });
+        columns.push(column);
     }
     for required in [Source::AppId, Source::ExtractedAt] {
         if !columns.iter().any(|c| c.source == required) {
             return Err(format!("a {required:?} column is required"));
         }
     }
-    let mut labels = BTreeMap::new();
-    for (field, map) in &file.labels {
-        let idx = api_fields
-            .iter()
-            .position(|f| f == field)
-            .ok_or_else(|| format!("labels.{field}: no column reads that field"))?;
-        let parsed = map
-            .iter()
-            .map(|(code, label)| {
-                Ok((
-                    code.parse::<i64>().map_err(|_| format!("labels.{field}: code {code} is not an integer"))?,
-                    label.clone(),
-                ))
-            })
-            .collect::<Result<BTreeMap<_, _>, String>>()?;
-        labels.insert(idx, parsed);
-    }
+    let labels = parse_labels(&file.labels, &api_fields)?;
     let row_key = file
         .row_key
         .iter()
@@ -282,6 +233,66 @@ fn parse_table(text: &str) -> Result<Table, String> {
         row_key,
         labels,
     })
+}
+
+/// One column: where its values come from, checked against its declared type.
+fn parse_column(c: &ColumnFile, api_fields: &mut Vec<String>) -> Result<Column, String> {
+    let mut field_of = |name: &str| -> usize {
+        api_fields.iter().position(|f| f == name).unwrap_or_else(|| {
+            api_fields.push(name.to_string());
+            api_fields.len() - 1
+        })
+    };
+    let source = match (c.from.as_deref(), c.label_of.as_deref()) {
+        (Some("@appid"), None) => Source::AppId,
+        (Some("@extracted_at"), None) => Source::ExtractedAt,
+        (Some(f), None) if !f.starts_with('@') && f != "ref_date" => {
+            Source::Field { field: field_of(f), divide_by: c.divide_by, range: c.range }
+        }
+        (None, Some(f)) => Source::Label { field: field_of(f) },
+        _ => {
+            return Err(format!(
+                "column {}: give exactly one of `from` (an API field, @appid or @extracted_at) and `label_of`",
+                c.name
+            ));
+        }
+    };
+    let expected = match source {
+        Source::AppId | Source::Label { .. } => ColumnType::String,
+        Source::ExtractedAt => ColumnType::TimestampUsUtc,
+        Source::Field { .. } if c.ty == ColumnType::Int32 || c.ty == ColumnType::Int64 => c.ty,
+        Source::Field { .. } => return Err(format!("column {}: API fields are integers", c.name)),
+    };
+    if c.ty != expected {
+        return Err(format!("column {}: type must be {expected:?}", c.name));
+    }
+    if matches!(source, Source::Label { .. }) != c.nullable {
+        return Err(format!("column {}: label columns, and only they, are nullable", c.name));
+    }
+    Ok(Column { name: c.name.clone(), ty: c.ty, nullable: c.nullable, source, measure: c.measure })
+}
+
+/// Code → label maps, keyed by the index of the API field they label.
+fn parse_labels(
+    labels: &BTreeMap<String, BTreeMap<String, String>>,
+    api_fields: &[String],
+) -> Result<BTreeMap<usize, BTreeMap<i64, String>>, String> {
+    let mut parsed = BTreeMap::new();
+    for (field, map) in labels {
+        let idx = api_fields
+            .iter()
+            .position(|f| f == field)
+            .ok_or_else(|| format!("labels.{field}: no column reads that field"))?;
+        let codes = map
+            .iter()
+            .map(|(code, label)| {
+                let code = code.parse::<i64>().map_err(|_| format!("labels.{field}: code {code} is not an integer"))?;
+                Ok((code, label.clone()))
+            })
+            .collect::<Result<BTreeMap<_, _>, String>>()?;
+        parsed.insert(idx, codes);
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]

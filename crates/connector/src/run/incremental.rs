@@ -60,7 +60,7 @@ pub(super) async fn save_state(
                 }
             }
         };
-        if let Err(e) = ctx.dataset.update_state(bucket, apply).await {
+        if let Err(e) = ctx.dataset.state().update(bucket, apply).await {
             tracing::error!(bucket, "cannot save the incremental state: {e}; the next run repeats this one's work");
         }
     }

@@ -195,9 +195,27 @@ impl Context {
 pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summary, RunError> {
     let started = Instant::now();
     let run_id = RunId::new();
-    let extracted_at_micros = Utc::now().timestamp_micros();
+    // plan: what the output holds, and the windows to fetch for whom.
     let prepared = prepare(&config).await?;
     let units = prepared.units(&config)?;
+    // Credentials, output and leases: everything that can refuse the run before any data.
+    let ctx = Arc::new(start(&config, &prepared, &units, stop, &run_id).await?);
+    // fetch and write, window by window.
+    fetch_and_write(&ctx, &config, &prepared, &units, &run_id).await;
+    // state, the run's record, the summary.
+    let ctx = Arc::into_inner(ctx).expect("every unit has finished");
+    Ok(finish(ctx, &config, &prepared, &units, run_id, started).await)
+}
+
+/// Gets every account's token, opens the output and takes the leases: the run's context.
+async fn start(
+    config: &RunConfig,
+    prepared: &Prepared,
+    units: &[Unit],
+    stop: watch::Receiver<bool>,
+    run_id: &RunId,
+) -> Result<Context, RunError> {
+    let extracted_at_micros = Utc::now().timestamp_micros();
     let api = Arc::new(ApiClient::new(config.api_base.clone(), config.timeout).map_err(RunError::Output)?);
     let extractor = Extractor::new(api, config.retry, config.concurrency, stop);
     // Credentials first: a refused secret must leave no trace, not even an empty output.
@@ -207,9 +225,9 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         None => Output::open(&config.output).map_err(RunError::Output)?,
     };
     let dataset = Arc::new(Dataset::open(output, Some(prepared.buckets)).await?);
-    let leases = dataset.lease(claim(&config, &dataset, &accounts, &run_id)).await?;
+    let leases = dataset.lease(claim(config, &dataset, &accounts, run_id)).await?;
     let stats = config.tables.iter().map(|t| (t.name.clone(), TableStats::default())).collect();
-    let ctx = Arc::new(Context {
+    Ok(Context {
         extractor,
         dataset,
         leases,
@@ -222,15 +240,18 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         progress: Progress::start(units.iter().map(|u| u.members.len() as u64).sum()),
         rows: AtomicU64::new(0),
         unknown_fields_seen: Mutex::default(),
-    });
+    })
+}
 
+/// Runs every unit (fetch a window for its accounts, then write it), a bounded number at once.
+async fn fetch_and_write(ctx: &Arc<Context>, config: &RunConfig, prepared: &Prepared, units: &[Unit], run_id: &RunId) {
     // Units in flight: enough that requests keep flowing while other units write (a unit's
     // files wait for a group commit on disk, or S3 round trips), few enough that memory stays
     // bounded — each unit holds one window of its accounts' rows until written. Units that
     // write the same file wait for each other there (see `write::commit`).
     let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 4 * config.concurrency.max(2));
     tracing::info!(run = %run_id, tables = config.tables.len(), accounts = prepared.accounts.len(), requests = units.iter().map(|u| u.members.len()).sum::<usize>(), latest = %config.latest, "starting extraction");
-    futures::stream::iter(units.clone())
+    futures::stream::iter(units.to_vec())
         .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))
         .buffer_unordered(in_flight)
         .for_each(|joined| async move {
@@ -241,8 +262,6 @@ pub async fn run(config: RunConfig, stop: watch::Receiver<bool>) -> Result<Summa
         })
         .await;
     ctx.progress.finish();
-    let ctx = Arc::into_inner(ctx).expect("every unit has finished");
-    Ok(finish(ctx, &config, &prepared, &units, run_id, started).await)
 }
 
 /// What this run leases: its tables, for its accounts, bucket by bucket.
@@ -301,7 +320,7 @@ async fn finish(
     summary.run = Some(run_id.to_string());
     let record = serde_json::to_vec(&RunRecord { summary: &summary, failed_cells: &failed_cells })
         .expect("a run record serialises");
-    match ctx.dataset.put_run_record(run_id.as_str(), record.into()).await {
+    match ctx.dataset.runs().put(run_id.as_str(), record.into()).await {
         Ok(url) => summary.run_record = Some(url),
         Err(e) => tracing::warn!("cannot keep the run's record (the summary line has the grouped failures): {e}"),
     }
@@ -512,7 +531,7 @@ async fn write_window(ctx: &Context, table: &Table, window: &Window, fetched: &[
     let writes = by_date.iter().map(|(date, rows)| {
         let batch = normalize::to_batch(table, rows, ctx.extracted_at_micros);
         let accounts = &accounts;
-        async move { ctx.dataset.replace(table, *date, accounts, &batch).await }
+        async move { ctx.dataset.files().replace(table, *date, accounts, &batch).await }
     });
     let results: Vec<BucketWrite> = futures::future::join_all(writes).await.into_iter().flatten().collect();
     let mut failed: BTreeMap<u32, String> = BTreeMap::new();
@@ -567,7 +586,7 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
     let mut rows = Vec::new();
     for Fetched { range, body } in fetched {
         if ctx.keep_raw {
-            ctx.dataset.put_raw(table, &live.session.appid, range, &body).await.map_err(|e| CellError {
+            ctx.dataset.raw().put(table, &live.session.appid, range, &body).await.map_err(|e| CellError {
                 why: format!("{}: keeping the raw answer: {e}", table.endpoint),
                 news: true,
             })?;

@@ -72,7 +72,7 @@ pub async fn prepare(config: &RunConfig) -> Result<Prepared, RunError> {
         for a in &accounts {
             let bucket = crate::write::layout::bucket_of(&a.appid, buckets);
             if let std::collections::btree_map::Entry::Vacant(e) = states.entry(bucket) {
-                e.insert(reader.load_state(bucket).await.map_err(|e| RunError::Output(e.to_string()))?);
+                e.insert(reader.state().load(bucket).await.map_err(|e| RunError::Output(e.to_string()))?);
             }
         }
     }

@@ -238,62 +238,24 @@ impl Dataset {
         layout::bucket_of(appid, self.settings.buckets)
     }
 
-    /// Replaces the rows of `accounts` on `date` of `table` by `rows` (which must hold only
-    /// rows of those accounts, all dated `date`), bucket file by bucket file; says how each
-    /// bucket went, so that a bad file fails only the accounts it holds.
-    pub async fn replace(
-        &self,
-        table: &Table,
-        date: NaiveDate,
-        accounts: &BTreeSet<AppId>,
-        rows: &RecordBatch,
-    ) -> Vec<BucketWrite> {
-        let mut by_bucket: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
-        for a in accounts {
-            by_bucket.entry(self.bucket_of(a)).or_default().insert(a.as_str());
-        }
-        // Bucket files are independent: write several at once, so the store's latency (an fsync
-        // on disk, a round trip on S3) overlaps instead of adding up.
-        let mut writes = Vec::with_capacity(by_bucket.len());
-        for (&bucket, members) in &by_bucket {
-            let new_rows = merge::select_accounts(table, rows, |a| members.contains(a));
-            writes.push(async move {
-                BucketWrite { bucket, result: self.replace_bucket(table, date, bucket, members, new_rows).await }
-            });
-        }
-        futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES).collect().await
+    /// The data files: `<table>/ref_date=…/part-BB.parquet`.
+    pub fn files(&self) -> DataFiles<'_> {
+        DataFiles(self)
     }
 
-    /// Read, merge and write one bucket file as one conditional update (see `commit`): a
-    /// writer that meets another re-reads and re-merges, it never overwrites.
-    async fn replace_bucket(
-        &self,
-        table: &Table,
-        date: NaiveDate,
-        bucket: u32,
-        members: &BTreeSet<&str>,
-        new_rows: RecordBatch,
-    ) -> Result<Written, WriteError> {
-        let path = layout::data_path(&self.output.root, &table.name, date, bucket);
-        let rows = new_rows.num_rows() as u64;
-        self.update(&path, |existing| {
-            let old = existing.map(|bytes| read_parquet(table, bytes.clone())).transpose().map_err(|message| {
-                WriteError::BadFile { path: self.output.url_of(&path), message: bad_file_fix(&message, date) }
-            })?;
-            match merge::merge(table, old.as_ref(), members, &new_rows) {
-                // Nothing changed: the file stays as it is, byte for byte.
-                Merged::Unchanged => Ok(Decision::Keep(Written { files_written: 0, rows })),
-                // A file left without rows is kept, empty, rather than deleted: a delete cannot be
-                // made conditional on the version read (object_store has no conditional delete),
-                // and an unconditional one could remove rows another writer has just merged in.
-                Merged::Rows(merged) => {
-                    let bytes = encode_parquet(table, &merged)
-                        .map_err(|message| WriteError::Io { path: self.output.url_of(&path), message })?;
-                    Ok(Decision::Put(bytes, Written { files_written: 1, rows }))
-                }
-            }
-        })
-        .await
+    /// The incremental state, one object per bucket (see [`state`]).
+    pub fn state(&self) -> state::StateFiles<'_> {
+        state::StateFiles(self)
+    }
+
+    /// The answers `--keep-raw` stores (see [`raw`]).
+    pub fn raw(&self) -> raw::RawAnswers<'_> {
+        raw::RawAnswers(self)
+    }
+
+    /// Each run's record (see [`runs`]).
+    pub fn runs(&self) -> runs::RunRecords<'_> {
+        runs::RunRecords(self)
     }
 
     /// Makes `bytes` the whole content of `path`, at once and durably. On S3 a put is atomic
@@ -323,6 +285,70 @@ impl Dataset {
             })
             .map_err(io_err)?;
         group.publish(staged, dest).await.map_err(io_err)
+    }
+}
+
+/// The dataset's data files: one per (table, date, bucket).
+pub struct DataFiles<'a>(&'a Dataset);
+
+impl DataFiles<'_> {
+    /// Replaces the rows of `accounts` on `date` of `table` by `rows` (which must hold only
+    /// rows of those accounts, all dated `date`), bucket file by bucket file; says how each
+    /// bucket went, so that a bad file fails only the accounts it holds.
+    pub async fn replace(
+        &self,
+        table: &Table,
+        date: NaiveDate,
+        accounts: &BTreeSet<AppId>,
+        rows: &RecordBatch,
+    ) -> Vec<BucketWrite> {
+        let mut by_bucket: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+        for a in accounts {
+            by_bucket.entry(self.0.bucket_of(a)).or_default().insert(a.as_str());
+        }
+        // Bucket files are independent: write several at once, so the store's latency (an fsync
+        // on disk, a round trip on S3) overlaps instead of adding up.
+        let mut writes = Vec::with_capacity(by_bucket.len());
+        for (&bucket, members) in &by_bucket {
+            let new_rows = merge::select_accounts(table, rows, |a| members.contains(a));
+            writes.push(async move {
+                BucketWrite { bucket, result: self.replace_bucket(table, date, bucket, members, new_rows).await }
+            });
+        }
+        futures::stream::iter(writes).buffer_unordered(PARALLEL_WRITES).collect().await
+    }
+
+    /// Read, merge and write one bucket file as one conditional update (see `commit`): a
+    /// writer that meets another re-reads and re-merges, it never overwrites.
+    async fn replace_bucket(
+        &self,
+        table: &Table,
+        date: NaiveDate,
+        bucket: u32,
+        members: &BTreeSet<&str>,
+        new_rows: RecordBatch,
+    ) -> Result<Written, WriteError> {
+        let path = layout::data_path(&self.0.output.root, &table.name, date, bucket);
+        let rows = new_rows.num_rows() as u64;
+        self.0
+            .update(&path, |existing| {
+                let old = existing.map(|bytes| read_parquet(table, bytes.clone())).transpose().map_err(|message| {
+                    WriteError::BadFile { path: self.0.output.url_of(&path), message: bad_file_fix(&message, date) }
+                })?;
+                match merge::merge(table, old.as_ref(), members, &new_rows) {
+                    // Nothing changed: the file stays as it is, byte for byte.
+                    Merged::Unchanged => Ok(Decision::Keep(Written { files_written: 0, rows })),
+                    // A file left without rows is kept, empty, rather than deleted: a delete cannot be
+                    // made conditional on the version read (object_store has no conditional delete),
+                    // and an unconditional one could remove rows another writer has just merged in.
+                    Merged::Rows(merged) => {
+                        let bytes = encode_parquet(table, &merged)
+                            .map_err(|message| WriteError::Io { path: self.0.output.url_of(&path), message })?;
+                        Ok(Decision::Put(bytes, Written { files_written: 1, rows }))
+                    }
+                }
+            })
+            .await
     }
 }
 

@@ -36,20 +36,29 @@ fn raw_path(root: &Path, table: &Table, appid: &AppId, range: DateRange) -> Path
     table_dir(root, table).join(appid.as_str()).join(format!("{}_{}.json.zst", range.begin(), range.end()))
 }
 
-impl Dataset {
+/// The answers `--keep-raw` stores.
+pub struct RawAnswers<'a>(pub(super) &'a Dataset);
+
+impl RawAnswers<'_> {
     /// Stores one answer, compressed.
-    pub async fn put_raw(&self, table: &Table, appid: &AppId, range: DateRange, body: &[u8]) -> Result<(), WriteError> {
-        let path = raw_path(&self.output.root, table, appid, range);
+    pub async fn put(&self, table: &Table, appid: &AppId, range: DateRange, body: &[u8]) -> Result<(), WriteError> {
+        let path = raw_path(&self.0.output.root, table, appid, range);
         let compressed = compress(body)
-            .map_err(|e| WriteError::Io { path: self.output.url_of(&path), message: format!("compressing: {e}") })?;
-        self.put_atomic(&path, Bytes::from(compressed)).await
+            .map_err(|e| WriteError::Io { path: self.0.output.url_of(&path), message: format!("compressing: {e}") })?;
+        self.0.put_atomic(&path, Bytes::from(compressed)).await
     }
 
     /// Every stored answer of `table`, oldest first.
-    pub async fn list_raw(&self, table: &Table) -> Result<Vec<RawObject>, WriteError> {
-        let dir = table_dir(&self.output.root, table);
-        let metas: Vec<_> =
-            self.output.store.list(Some(&dir)).try_collect().await.map_err(|source| self.store_err(&dir, source))?;
+    pub async fn list(&self, table: &Table) -> Result<Vec<RawObject>, WriteError> {
+        let dir = table_dir(&self.0.output.root, table);
+        let metas: Vec<_> = self
+            .0
+            .output
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|source| self.0.store_err(&dir, source))?;
         let mut objects = Vec::new();
         for meta in metas {
             match parse_key(&dir, &meta.location) {
@@ -64,26 +73,32 @@ impl Dataset {
     }
 
     /// The accounts that have stored answers of `table`.
-    pub async fn raw_accounts(&self, table: &Table) -> Result<Vec<AppId>, WriteError> {
-        let dir = table_dir(&self.output.root, table);
-        let listed =
-            self.output.store.list_with_delimiter(Some(&dir)).await.map_err(|source| self.store_err(&dir, source))?;
+    pub async fn accounts(&self, table: &Table) -> Result<Vec<AppId>, WriteError> {
+        let dir = table_dir(&self.0.output.root, table);
+        let listed = self
+            .0
+            .output
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|source| self.0.store_err(&dir, source))?;
         Ok(listed.common_prefixes.iter().filter_map(|p| AppId::parse(p.filename()?).ok()).collect())
     }
 
     /// One stored answer, decompressed: the body exactly as the API sent it.
-    pub async fn get_raw(&self, object: &RawObject) -> Result<Bytes, WriteError> {
+    pub async fn get(&self, object: &RawObject) -> Result<Bytes, WriteError> {
         let compressed = self
+            .0
             .output
             .store
             .get(&object.path)
             .await
-            .map_err(|source| self.store_err(&object.path, source))?
+            .map_err(|source| self.0.store_err(&object.path, source))?
             .bytes()
             .await
-            .map_err(|source| self.store_err(&object.path, source))?;
+            .map_err(|source| self.0.store_err(&object.path, source))?;
         let body = decompress(&compressed).map_err(|e| WriteError::BadFile {
-            path: self.output.url_of(&object.path),
+            path: self.0.output.url_of(&object.path),
             message: format!("decompressing: {e}"),
         })?;
         Ok(Bytes::from(body))

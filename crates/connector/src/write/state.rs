@@ -66,42 +66,46 @@ pub fn state_path(root: &Path, bucket: u32) -> Path {
     root.clone().join(layout::META_DIR).join("state").join(format!("bucket-{bucket:02}.json"))
 }
 
-impl Dataset {
+/// The dataset's incremental state, one object per bucket.
+pub struct StateFiles<'a>(pub(super) &'a Dataset);
+
+impl StateFiles<'_> {
     /// The state of one bucket; empty if none was written yet.
-    pub async fn load_state(&self, bucket: u32) -> Result<BucketState, WriteError> {
-        let path = state_path(&self.output.root, bucket);
-        match self.output.store.get(&path).await {
+    pub async fn load(&self, bucket: u32) -> Result<BucketState, WriteError> {
+        let path = state_path(&self.0.output.root, bucket);
+        match self.0.output.store.get(&path).await {
             Ok(found) => {
-                let bytes = found.bytes().await.map_err(|source| self.store_err(&path, source))?;
+                let bytes = found.bytes().await.map_err(|source| self.0.store_err(&path, source))?;
                 self.parse_state(&path, &bytes)
             }
             Err(object_store::Error::NotFound { .. }) => Ok(BucketState::empty()),
-            Err(source) => Err(self.store_err(&path, source)),
+            Err(source) => Err(self.0.store_err(&path, source)),
         }
     }
 
     /// Applies `progress` to the bucket's state as it is in the store now, and writes it back
     /// unless another writer changed it meanwhile (then again, on the newer state).
-    pub async fn update_state(&self, bucket: u32, progress: impl Fn(&mut BucketState)) -> Result<(), WriteError> {
-        let path = state_path(&self.output.root, bucket);
-        self.update(&path, |existing| {
-            let mut state = match existing {
-                Some(bytes) => self.parse_state(&path, bytes)?,
-                None => BucketState::empty(),
-            };
-            let before = state.clone();
-            progress(&mut state);
-            if state == before {
-                return Ok(Decision::Keep(()));
-            }
-            Ok(Decision::Put(serde_json::to_vec_pretty(&state).expect("state serialises").into(), ()))
-        })
-        .await
+    pub async fn update(&self, bucket: u32, progress: impl Fn(&mut BucketState)) -> Result<(), WriteError> {
+        let path = state_path(&self.0.output.root, bucket);
+        self.0
+            .update(&path, |existing| {
+                let mut state = match existing {
+                    Some(bytes) => self.parse_state(&path, bytes)?,
+                    None => BucketState::empty(),
+                };
+                let before = state.clone();
+                progress(&mut state);
+                if state == before {
+                    return Ok(Decision::Keep(()));
+                }
+                Ok(Decision::Put(serde_json::to_vec_pretty(&state).expect("state serialises").into(), ()))
+            })
+            .await
     }
 
     fn parse_state(&self, path: &Path, bytes: &[u8]) -> Result<BucketState, WriteError> {
         serde_json::from_slice(bytes).map_err(|e| WriteError::BadFile {
-            path: self.output.url_of(path),
+            path: self.0.output.url_of(path),
             message: format!("unreadable state ({e}): remove it to start again from --start-date"),
         })
     }
