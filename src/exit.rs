@@ -67,6 +67,7 @@ mod tests {
     fn nothing_attempted_is_2_and_anything_else_1() {
         assert_eq!(Failure::Usage(UsageError("x".into())).exit_code(), 2);
         assert_eq!(Failure::Run(RunError::LeaseHeld("x".into())).exit_code(), 2);
+        assert_eq!(Failure::Run(RunError::NoState { appid: "wxa".into(), table: "t".into() }).exit_code(), 2);
         assert_eq!(Failure::Rebuild(RebuildError::Refused("x".into())).exit_code(), 2);
         assert_eq!(Failure::Simulator("x".into()).exit_code(), 1);
         assert_eq!(Failure::Usage(UsageError("a\n  b".into())).line(), "error: a b");

@@ -48,6 +48,7 @@ async fn usage_errors_exit_2_with_one_line() {
             "--start-date 2024-03-05 is after the end 2024-03-01",
         ),
         (vec!["--begin", "2024-03-01", "--lease-secs", "1"], "--lease-secs"),
+        (vec!["--incremental"], "has no state for upstream_msg yet: give --start-date for its first run"),
         (vec!["--begin", "2024-03-01", "--access-token", "tok-123456"], "not both"),
     ];
     for (extra, needle) in cases {

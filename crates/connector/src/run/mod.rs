@@ -89,6 +89,9 @@ pub enum RunError {
     /// Another live run works on the same (account, table) pairs.
     #[error("{0}")]
     LeaseHeld(String),
+    /// An incremental run met an (account, table) it has never fetched, with no --start-date.
+    #[error("--incremental: {appid} has no state for {table} yet: give --start-date for its first run")]
+    NoState { appid: String, table: String },
 }
 
 impl From<WriteError> for RunError {

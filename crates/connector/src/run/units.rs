@@ -86,7 +86,7 @@ impl Prepared {
         config: &RunConfig,
         account: &Account,
         table: &Table,
-    ) -> Result<Option<DateRange>, String> {
+    ) -> Result<Option<DateRange>, RunError> {
         match config.range {
             RangeSpec::Fixed(range) => Ok(Some(range)),
             RangeSpec::Incremental { start, lookback_days, end } => {
@@ -96,10 +96,7 @@ impl Prepared {
                     (Some(p), _) => (p.through.0 + Days::new(1) - Days::new(u64::from(lookback_days))).max(p.since.0),
                     (None, Some(start)) => start,
                     (None, None) => {
-                        return Err(format!(
-                            "--incremental: {} has no state for {table} yet: give --start-date for its first run",
-                            account.appid
-                        ));
+                        return Err(RunError::NoState { appid: account.appid.to_string(), table: table.name.clone() });
                     }
                 };
                 Ok(DateRange::new(begin.max(crate::dates::DATA_FLOOR), end))
@@ -113,7 +110,7 @@ impl Prepared {
         for table in &config.tables {
             let mut groups: BTreeMap<DateRange, Vec<usize>> = BTreeMap::new();
             for (i, account) in self.accounts.iter().enumerate() {
-                if let Some(range) = self.range_of(config, account, table).map_err(RunError::Output)? {
+                if let Some(range) = self.range_of(config, account, table)? {
                     groups.entry(range).or_default().push(i);
                 }
             }
