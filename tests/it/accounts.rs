@@ -253,18 +253,7 @@ async fn component_token_from(sim: &RunningSimulator) -> String {
     let url = format!("{}/cgi-bin/component/api_component_token", sim.base_url());
     let request = serde_json::json!({"component_appid": demo_component_appid(),
         "component_appsecret": demo_component_secret(), "component_verify_ticket": demo_verify_ticket()});
-    let answer: serde_json::Value = {
-        wxcube_connector::tls::install_crypto_provider();
-        reqwest::Client::new()
-    }
-    .post(&url)
-    .json(&request)
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let answer = post_json(&url, &request).await;
     answer["component_access_token"].as_str().unwrap().to_string()
 }
 

@@ -261,18 +261,7 @@ async fn a_given_token_that_is_refused_fails_its_account_with_the_fix() {
     let sim = faulty(Faults { token_expires_after: Some(5), ..Faults::default() }).await;
     let url = format!("{}/cgi-bin/stable_token", sim.base_url());
     let request = serde_json::json!({"grant_type": "client_credential", "appid": appid(1), "secret": secret(1)});
-    let answer: serde_json::Value = {
-        wxcube_connector::tls::install_crypto_provider();
-        reqwest::Client::new()
-    }
-    .post(url)
-    .json(&request)
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let answer = post_json(&url, &request).await;
     let token = answer["access_token"].as_str().unwrap().to_string();
     let out = tempfile::tempdir().unwrap();
     let base = sim.base_url();

@@ -295,3 +295,10 @@ pub fn failed_cells(summary: &serde_json::Value) -> Vec<serde_json::Value> {
     assert_eq!(record["summary"]["failures"], summary["failures"]);
     record["failed_cells"].as_array().unwrap().clone()
 }
+
+/// POSTs `body` to `url` (the simulator) and returns the JSON answer.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> serde_json::Value {
+    // reqwest refuses to build a client without a TLS crypto provider, even for plain HTTP.
+    wxcube_connector::tls::install_crypto_provider();
+    reqwest::Client::new().post(url).json(body).send().await.unwrap().json().await.unwrap()
+}
