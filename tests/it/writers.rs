@@ -329,7 +329,9 @@ async fn a_stale_lease_is_taken_over_by_exactly_one_run_on_s3() {
 /// disk, once it lapses on S3), the second waits for the first, and every row is exact.
 async fn a_run_killed_holding_its_lease(s3: bool) {
     let (target, sim) = (Target::new(s3).await, sim(3).await);
-    let flags = ["--begin", BEGIN, "--end", END, "--lease-secs", "5", "--lease-wait-secs", "120"];
+    // Leases of ten seconds: short enough to wait out, long enough that a renewal slowed by a
+    // loaded machine is still in time.
+    let flags = ["--begin", BEGIN, "--end", END, "--lease-secs", "10", "--lease-wait-secs", "120"];
     let cmd = target.command(&sim, "extract", &[1, 2, 3], &flags);
     let (mut killed, _log) = cmd.start().await;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -357,12 +359,12 @@ async fn a_run_killed_holding_its_lease_is_taken_over_on_s3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_that_loses_its_lease_stops_writing_and_says_so() {
     let (target, sim) = (Target::new(true).await, sim(5).await);
-    let flags = ["--begin", BEGIN, "--end", END, "--lease-secs", "5"];
+    let flags = ["--begin", BEGIN, "--end", END, "--lease-secs", "10"];
     let cmd = target.command(&sim, "extract", &[1, 2, 3], &flags);
     let (stalled, log) = cmd.start().await;
     let pid = stalled.id().unwrap().to_string();
     signal("-STOP", &pid);
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
     let other = cmd.run().await;
     other.assert_ok();
     signal("-CONT", &pid);
