@@ -29,5 +29,10 @@ echo "==> cargo fmt --all --check"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "==> cargo test"
+cargo clippy --test tools --quiet -- -D warnings
+echo "==> cargo test (everything that needs nothing but Rust)"
 cargo test --workspace --all-targets
+echo "==> cargo test --test tools (DuckDB, PySpark, moto, Airflow)"
+# Three at a time: each starts its own moto server or JVM, and on two cores more of them at once
+# starved moto until it stopped accepting connections within object_store's connect timeout.
+cargo test --test tools -- --test-threads 3
