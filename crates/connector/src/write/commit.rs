@@ -21,7 +21,11 @@
 //!   (Readers take no lock: a rename is atomic, so they see the old file or the new one.)
 //!
 //! The caller's decision must depend only on what it is given: after a lost race it is asked
-//! again with the newer content.
+//! again with the newer content. That is also what makes an unanswered conditional write safe
+//! to repeat. A write that timed out or lost its connection may or may not have landed, and the
+//! object store does not retry it (its retry could meet its own first attempt as a precondition
+//! failure). wxcube reads the object again and decides again: every decision (a merge, a
+//! lease change) gives the same result whether or not the first attempt landed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -40,6 +44,10 @@ pub const LOCAL_STRIPES: u64 = 1024;
 /// Lost races on one object before giving up. Each lost race means another writer succeeded,
 /// so this is only reached under a storm of writers of the same file.
 const MAX_RACES: u32 = 64;
+
+/// Conditional writes that went unanswered (timeout, lost connection) before giving up: as
+/// many as the object store's own retries of a request that is safe to repeat.
+const MAX_UNANSWERED: u32 = 4;
 
 /// What an object should become, and what the caller wants back.
 pub enum Decision<T> {
@@ -80,6 +88,7 @@ impl Dataset {
         mut decide: impl FnMut(Option<&Bytes>) -> Result<Decision<T>, WriteError>,
     ) -> Result<T, WriteError> {
         let store = &self.output.store;
+        let mut unanswered = 0;
         for race in 0..MAX_RACES {
             let (current, version) = match store.get(path).await {
                 Ok(found) => {
@@ -108,6 +117,11 @@ impl Dataset {
                         "{} does not support conditional writes (If-Match / If-None-Match), which wxcube needs so that writers that meet never lose rows: use a store that does (AWS S3, MinIO, …)",
                         self.output.spec
                     )));
+                }
+                Err(source) if unanswered < MAX_UNANSWERED && went_unanswered(&source) => {
+                    unanswered += 1;
+                    tracing::info!(path = %path, error = %crate::text::one_line(&source.to_string()), "a conditional write went unanswered; reading the object again to see whether it landed");
+                    tokio::time::sleep(Duration::from_millis(200 << unanswered)).await;
                 }
                 Err(source) => return Err(self.store_err(path, source)),
             }
@@ -144,6 +158,23 @@ impl Dataset {
             Err(e) => Err(io_err(path, e)),
         }
     }
+}
+
+/// Whether a write failed in transit (timed out, or its connection was lost or never made), so
+/// that it may or may not have been applied; as opposed to an answer that refused it.
+fn went_unanswered(error: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(http) = e.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Timeout | HttpErrorKind::Interrupted | HttpErrorKind::Connect | HttpErrorKind::Request
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// One async mutex per object path, for the tasks of one process. Entries live as long as
@@ -183,6 +214,141 @@ impl PathLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write::Output;
+    use crate::write::store::OutputSpec;
+    use futures::stream::BoxStream;
+    use object_store::client::{HttpError, HttpErrorKind};
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+        PutResult,
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// An S3-like store (conditional writes, ETags) whose conditional writes of `victim` are
+    /// applied and then answered with a lost connection, `losses` times: what a client sees
+    /// when a server applies a write and the answer never arrives.
+    #[derive(Debug)]
+    struct AnswerLost {
+        inner: InMemory,
+        victim: Path,
+        losses: AtomicU32,
+        refuse_instead: bool,
+    }
+
+    impl std::fmt::Display for AnswerLost {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "AnswerLost")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for AnswerLost {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            let conditional = !matches!(opts.mode, PutMode::Overwrite);
+            if conditional && location == &self.victim && self.losses.load(Ordering::SeqCst) > 0 {
+                self.losses.fetch_sub(1, Ordering::SeqCst);
+                let source: Box<dyn std::error::Error + Send + Sync> = if self.refuse_instead {
+                    "403 Forbidden".into()
+                } else {
+                    self.inner.put_opts(location, payload, opts).await?;
+                    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                    Box::new(HttpError::new(HttpErrorKind::Interrupted, reset))
+                };
+                return Err(object_store::Error::Generic { store: "AnswerLost", source });
+            }
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// A dataset on an [`AnswerLost`] store whose `out/members.txt` holds `initial`, if given.
+    async fn dataset_over(initial: Option<&'static str>, losses: u32, refuse_instead: bool) -> (Dataset, Path) {
+        let victim = Path::from("out/members.txt");
+        let inner = InMemory::new();
+        if let Some(text) = initial {
+            inner.put(&victim, PutPayload::from(text)).await.unwrap();
+        }
+        let store = AnswerLost { inner, victim: victim.clone(), losses: AtomicU32::new(losses), refuse_instead };
+        let spec = OutputSpec::S3 { bucket: "lake".into(), prefix: "out".into() };
+        let output = Output { store: Arc::new(store), root: Path::from("out"), spec };
+        (Dataset::open(output, None).await.unwrap(), victim)
+    }
+
+    /// Adds `member` to a set of lines: the same result whether or not it is already there, as
+    /// every real decision (a merge, a lease change) is.
+    fn add(member: &str) -> impl FnMut(Option<&Bytes>) -> Result<Decision<()>, WriteError> + '_ {
+        move |current| {
+            let text = current.map(|b| String::from_utf8(b.to_vec()).unwrap()).unwrap_or_default();
+            let mut members: std::collections::BTreeSet<&str> = text.lines().collect();
+            members.insert(member);
+            let joined: Vec<&str> = members.into_iter().collect();
+            Ok(Decision::Put(Bytes::from(joined.join("\n")), ()))
+        }
+    }
+
+    async fn members(dataset: &Dataset, path: &Path) -> String {
+        let found = dataset.output.store.get(path).await.unwrap();
+        String::from_utf8(found.bytes().await.unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_conditional_write_whose_answer_is_lost_is_decided_again_and_lands_once() {
+        // An update (If-Match) and then every repeat but the last land and lose their answers.
+        let (dataset, victim) = dataset_over(Some("a"), MAX_UNANSWERED, false).await;
+        dataset.update(&victim, add("b")).await.unwrap();
+        assert_eq!(members(&dataset, &victim).await, "a\nb");
+        // A creation (If-None-Match) whose answer is lost: the repeat finds it created.
+        let (dataset, victim) = dataset_over(None, 1, false).await;
+        dataset.update(&victim, add("a")).await.unwrap();
+        assert_eq!(members(&dataset, &victim).await, "a");
+    }
+
+    #[tokio::test]
+    async fn answers_lost_past_the_limit_are_an_error_naming_the_object() {
+        let (dataset, victim) = dataset_over(None, MAX_UNANSWERED + 1, false).await;
+        let err = dataset.update(&victim, add("a")).await.unwrap_err().to_string();
+        assert!(err.contains("s3://lake/out/members.txt"), "{err}");
+        // Every attempt landed: the object holds the member once.
+        assert_eq!(members(&dataset, &victim).await, "a");
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_not_repeated() {
+        let (dataset, victim) = dataset_over(None, 1, true).await;
+        let err = dataset.update(&victim, add("a")).await.unwrap_err().to_string();
+        assert!(err.contains("403"), "{err}");
+        assert!(dataset.output.store.get(&victim).await.is_err(), "a refused write was repeated");
+    }
 
     #[tokio::test]
     async fn one_task_per_path_at_a_time() {
