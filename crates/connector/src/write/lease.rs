@@ -97,6 +97,8 @@ struct Standing {
     /// for clocks that disagree.
     held_until: Instant,
     lost: Option<String>,
+    /// Whether the run has said that it stopped writing because `held_until` passed.
+    overdue_told: bool,
 }
 
 /// The leases a run holds; renewed in the background until [`Leases::release`].
@@ -115,16 +117,22 @@ pub struct LeaseCheck(Arc<Mutex<HashMap<u32, Standing>>>);
 
 impl LeaseCheck {
     /// Why this run must not write bucket `bucket` any more, if it must not.
+    /// The first refusal of a bucket is logged: the cells it fails are reported, not logged.
     pub fn check(&self, bucket: u32) -> Result<(), String> {
-        let standing = self.0.lock().unwrap();
-        let Some(s) = standing.get(&bucket) else { return Ok(()) };
+        let mut standing = self.0.lock().unwrap();
+        let Some(s) = standing.get_mut(&bucket) else { return Ok(()) };
         if let Some(why) = &s.lost {
             return Err(why.clone());
         }
         if Instant::now() > s.held_until {
-            return Err(format!(
+            let why = format!(
                 "this run could not renew its lease on bucket {bucket:02} in time, so another run may have taken over: it stopped writing there; re-run to fill these cells"
-            ));
+            );
+            if !s.overdue_told {
+                s.overdue_told = true;
+                tracing::error!(bucket, "{why}");
+            }
+            return Err(why);
         }
         Ok(())
     }
@@ -221,7 +229,8 @@ impl Dataset {
                     }
                 }
             };
-            let standing = Standing { held_until: held_until(started, claim.duration), lost: None };
+            let standing =
+                Standing { held_until: held_until(started, claim.duration), lost: None, overdue_told: false };
             leases.standing.lock().unwrap().insert(bucket, standing);
         }
         leases.renewer = Some(tokio::spawn(renew_forever(Arc::clone(self), claim, Arc::clone(&leases.standing))));
@@ -349,7 +358,10 @@ async fn renew_forever(dataset: Arc<Dataset>, claim: Arc<Claim>, standing: Arc<M
             let mut standing = standing.lock().unwrap();
             let s = standing.get_mut(&bucket).expect("a held bucket");
             match result {
-                Ok(true) => s.held_until = held_until(started, claim.duration),
+                Ok(true) => {
+                    s.held_until = held_until(started, claim.duration);
+                    s.overdue_told = false;
+                }
                 Ok(false) => {
                     let why = format!(
                         "this run's lease on bucket {bucket:02} was taken over by another run (this one stalled past its lease): it stopped writing there; re-run to fill these cells"
