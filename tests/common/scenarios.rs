@@ -85,7 +85,7 @@ impl Target {
 
     /// Asserts that every table holds exactly what the simulator holds for `ids` over the range.
     pub async fn assert_rows(&self, ids: &[usize], begin: &str, end: &str) {
-        for t in registry::tables() {
+        for t in &default_tables() {
             assert_eq!(self.rows(t).await, truth(t, ids, begin, end), "{t}");
         }
     }
@@ -115,7 +115,7 @@ impl Target {
 
     /// Removes every data object of the output (the bookkeeping and raw answers stay).
     async fn remove_data(&self) {
-        for t in registry::tables() {
+        for t in &default_tables() {
             match &self.store {
                 Store::Local => {
                     let _ = std::fs::remove_dir_all(self.dir.path().join("out").join(&t.name));
@@ -270,7 +270,8 @@ pub async fn a_stale_lease_is_taken_over_by_one_run(s3: bool) {
     let range = ["--begin", BEGIN, "--end", END];
     target.command(&sim, "extract", &[1], &["--begin", BEGIN, "--end", BEGIN]).run().await.assert_ok();
     let expires = if s3 { "2020-01-01T00:00:00Z" } else { "2999-01-01T00:00:00Z" };
-    let tables: Vec<&str> = registry::tables().iter().map(|t| t.name.as_str()).collect();
+    let defaults = default_tables();
+    let tables: Vec<&str> = defaults.iter().map(|t| t.name.as_str()).collect();
     let stale = serde_json::json!({"format_version": 2, "holders": [{
         "run": "20200101T000000Z-4242-dead", "command": "extract", "host": "gone", "pid": 4242,
         "since": "2020-01-01T00:00:00Z", "expires": expires, "tables": tables,
@@ -325,10 +326,14 @@ pub async fn rebuild_meets_extract(s3: bool) {
     extracted.assert_ok();
     target.assert_rows(&[1, 2, 3, 4, 5, 6], BEGIN, END).await;
 
-    // The same accounts: the rebuild waits for nothing and goes away.
+    // The same accounts: the rebuild waits for nothing and goes away. The extract is held
+    // (SIGSTOP) while the rebuild runs, so that it is still running whatever either's speed.
     let extract = target.command(&sim, "extract", &[1, 2, 3], &[&range[..], &["--keep-raw"]].concat());
     let (running, _log) = extract.start().await;
+    let pid = running.id().unwrap().to_string();
+    signal("-STOP", &pid);
     let refused = target.rebuild(&[]).run().await;
+    signal("-CONT", &pid);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("another run (extract pid"), "{}", refused.stderr);
     assert!(running.wait_with_output().await.unwrap().status.success());

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use wxcube_connector::schema::ArrowSchema;
 use wxcube_registry::{Source, Table};
+use wxcube_simulator::data::SimValue;
 use wxcube_simulator::{self as simulate, Clock, RunningSimulator, SimConfig, SimStats};
 
 /// The simulated "today" of most tests: pinned so the data and plans never drift.
@@ -32,6 +33,12 @@ pub async fn simulator() -> RunningSimulator {
 
 pub async fn simulator_with(config: SimConfig) -> RunningSimulator {
     simulate::Simulator::start(config).await.expect("simulator starts")
+}
+
+/// The tables a run takes without `--tables`: every current table (the legacy article tables
+/// only when named).
+pub fn default_tables() -> Vec<std::sync::Arc<Table>> {
+    wxcube_registry::select("all").unwrap()
 }
 
 /// What a finished `wxcube` process printed.
@@ -88,8 +95,9 @@ pub async fn extract(sim: &RunningSimulator, out: &Path, i: usize, extra: &[&str
     wxcube(&args, &[("WECHAT_SECRET", &key)]).await
 }
 
-/// One output row, comparable with the simulator's: (appid, ref_date, API field values).
-pub type Key = (String, NaiveDate, Vec<i64>);
+/// One output row, comparable with the simulator's: (appid, ref_date, API field values as the
+/// simulator sends them; a left-out field is `Absent`, a float or a list its JSON text).
+pub type Key = (String, NaiveDate, Vec<SimValue>);
 
 /// Every data file of `table` under `out`: relative path → batch.
 pub fn read_table(out: &Path, table: &Table) -> BTreeMap<String, RecordBatch> {
@@ -124,23 +132,19 @@ pub fn table_rows(out: &Path, table: &Table) -> Vec<Key> {
 
 pub fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Key> {
     let appids = batch.column(table.appid_column()).as_any().downcast_ref::<StringArray>().unwrap();
-    let int = |i: usize, row: usize| -> i64 {
-        let col = batch.column(i);
-        if let Some(a) = col.as_any().downcast_ref::<Int32Array>() {
-            i64::from(a.value(row))
-        } else {
-            col.as_any().downcast_ref::<Int64Array>().unwrap().value(row)
-        }
-    };
     (0..batch.num_rows())
         .map(|row| {
             let mut values = vec![None; table.api_fields.len()];
             for (i, c) in table.columns.iter().enumerate() {
                 match c.source {
                     Source::Field { field, divide_by, .. } => {
-                        let v = int(i, row);
+                        let v = sim_value(batch.column(i).as_ref(), row);
                         match divide_by {
-                            Some(dv) => assert_eq!(values[field].unwrap_or(v * dv), v * dv),
+                            // A derived column (hour): it must agree with its raw field.
+                            Some(dv) => {
+                                let raw = SimValue::Int(v.int().unwrap() * dv);
+                                assert_eq!(values[field].clone().unwrap_or(raw.clone()), raw);
+                            }
                             None => values[field] = Some(v),
                         }
                     }
@@ -150,9 +154,9 @@ pub fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Ke
                             .columns
                             .iter()
                             .position(|x| x.source == Source::Field { field, divide_by: None, range: None });
-                        let code = int(code.unwrap(), row);
+                        let code = sim_value(batch.column(code.unwrap()).as_ref(), row).int();
                         let label = (!labels.is_null(row)).then(|| labels.value(row));
-                        assert_eq!(label, table.label(field, code), "label of {code}");
+                        assert_eq!(label, code.and_then(|code| table.label(field, code)), "label of {code:?}");
                     }
                     _ => {}
                 }
@@ -162,13 +166,61 @@ pub fn batch_rows(table: &Table, batch: &RecordBatch, date: NaiveDate) -> Vec<Ke
         .collect()
 }
 
+/// A Parquet value as the simulator would have sent it (see [`Key`]).
+pub fn sim_value(column: &dyn Array, row: usize) -> SimValue {
+    use arrow::array::{BooleanArray, Date32Array, Float64Array, ListArray, StructArray};
+    if column.is_null(row) {
+        return SimValue::Absent;
+    }
+    let any = column.as_any();
+    if let Some(a) = any.downcast_ref::<Int32Array>() {
+        SimValue::Int(i64::from(a.value(row)))
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        SimValue::Int(a.value(row))
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        SimValue::float(a.value(row))
+    } else if let Some(a) = any.downcast_ref::<StringArray>() {
+        SimValue::Text(a.value(row).to_string())
+    } else if let Some(a) = any.downcast_ref::<Date32Array>() {
+        SimValue::Text(a.value_as_date(row).unwrap().to_string())
+    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+        SimValue::Raw(a.value(row).to_string())
+    } else if let Some(a) = any.downcast_ref::<ListArray>() {
+        // `[{"name":value,…},…]`, fields in the list type's order, as the API sends them.
+        let items = a.value(row);
+        let items = items.as_any().downcast_ref::<StructArray>().unwrap();
+        let names = items.column_names();
+        let elements: Vec<String> = (0..items.len())
+            .map(|k| {
+                let fields: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(f, name)| match sim_value(items.column(f).as_ref(), k) {
+                        SimValue::Absent => None,
+                        v => Some(format!("{}:{v}", serde_json::Value::from(*name))),
+                    })
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            })
+            .collect();
+        SimValue::Raw(format!("[{}]", elements.join(",")))
+    } else {
+        panic!("no simulator value for a {} column", column.data_type())
+    }
+}
+
 /// What the simulator answers for `table`, for demo accounts `accounts`, to a request of
 /// `begin..=end` on the simulated [`TODAY`]: the simulator's own truth, computed with its own
 /// calendar, never with the connector's planner or date logic, so that a mistake there cannot
 /// agree with itself here.
 pub fn expected_rows(table: &Table, accounts: &[usize], begin: &str, end: &str) -> Vec<Key> {
+    expected_rows_on(TODAY, table, accounts, begin, end)
+}
+
+/// [`expected_rows`] for a simulator whose day is `today` (at noon, Beijing).
+pub fn expected_rows_on(today: &str, table: &Table, accounts: &[usize], begin: &str, end: &str) -> Vec<Key> {
     let asked = simulate::calendar::DaySpan::new(d(begin), d(end)).unwrap();
-    let now = Clock::noon_on(d(TODAY)).now();
+    let now = Clock::noon_on(d(today)).now();
     let mut rows: Vec<Key> = accounts
         .iter()
         .flat_map(|&i| {

@@ -71,7 +71,7 @@ async fn many_accounts_run_together_and_one_failure_stops_only_its_account() {
             _ => assert_eq!(line["status"], "ok", "{line}"),
         }
     }
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2, 4], "2024-03-01", "2024-03-20"), "{t}");
     }
     assert_no_secrets(&run, &out, &sim, &["wrong-secret-for-account-5"]);
@@ -107,7 +107,7 @@ async fn shards_run_side_by_side_without_sharing_a_file() {
     let mut all: Vec<String> = ids.iter().map(|i| appid(*i)).collect();
     all.sort();
     assert_eq!(seen, all, "every account in exactly one shard");
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &ids, "2024-03-01", "2024-03-15"), "{t}");
     }
     let too_many = extract_config(&sim, &out, &config, &env, &[&flags[..], &["--shard", "0/5"]].concat()).await;
@@ -123,23 +123,29 @@ async fn incremental_runs_continue_from_state() {
     let config = config_file(tmp.path(), &[1, 2]);
     let env = secrets_env(&[1, 2]);
 
-    // The simulator's "today" is pinned; so is wxcube's.
-    let end = ["--today", TODAY];
-    let no_start = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1]]).await;
+    // The simulator's "today" is pinned; so is wxcube's. The message tables (the other
+    // families' look-backs: tests/it/families.rs).
+    let end = ["--today", TODAY, "--tables", "message"];
+    let no_start = extract_config(&sim, &out, &config, &env, &[&["--incremental"][..], &end].concat()).await;
     assert_eq!(no_start.code, 2);
     assert!(no_start.stderr.contains("give --start-date"), "{}", no_start.stderr);
 
-    let first =
-        extract_config(&sim, &out, &config, &env, &["--incremental", "--start-date", "2024-03-01", end[0], end[1]])
-            .await;
+    let first = extract_config(
+        &sim,
+        &out,
+        &config,
+        &env,
+        &[&["--incremental", "--start-date", "2024-03-01"][..], &end].concat(),
+    )
+    .await;
     first.assert_ok();
-    for t in registry::tables() {
+    for t in &registry::select("message").unwrap() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-04-09"), "{t}");
     }
     // Right after a complete run: only the look-back (3 days: 2024-04-07..09). upstream_msg and
     // dist: one window each; hour: three; the week of Monday 2024-04-08 has not ended; no month.
     sim.reset_stats();
-    let second = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1]]).await;
+    let second = extract_config(&sim, &out, &config, &env, &[&["--incremental"][..], &end].concat()).await;
     second.assert_ok();
     assert_eq!(second.summary()["requests"], 2 * 5, "{}", second.stdout);
     assert_eq!(sim.stats().datacube_requests, 10);
@@ -155,7 +161,7 @@ async fn incremental_runs_continue_from_state() {
         std::fs::write(out.join(f), future).unwrap();
     }
     sim.reset_stats();
-    let third = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1]]).await;
+    let third = extract_config(&sim, &out, &config, &env, &["--incremental", end[0], end[1], end[2], end[3]]).await;
     third.assert_ok();
     assert_eq!(sim.stats().datacube_requests, 0);
 }
@@ -178,7 +184,7 @@ async fn incremental_state_never_jumps_over_a_failed_cell() {
     sim.set_faults(Faults::default()).unwrap();
     let second = extract_config(&sim, &out, &config, &env, &["--incremental", "--today", TODAY]).await;
     second.assert_ok();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1], "2024-01-01", "2024-04-09"), "{t}");
     }
 }
@@ -276,7 +282,7 @@ async fn third_party_accounts_rotate_and_keep_their_refresh_token() {
     }
     assert_eq!(sim.stats().token_calls.component_token, 2, "one component token per run");
     assert_eq!(sim.stats().token_calls.authorizer_token, 4, "one authorizer token per account per run");
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-10"), "{t}");
     }
 }
@@ -383,7 +389,7 @@ async fn check_and_quota_say_what_is_wrong_per_account() {
     let first = q["quota"].as_array().unwrap().iter().find(|l| l["appid"] == appid(1).as_str()).unwrap();
     assert_eq!(first["daily_limit"], 5000);
     assert!(first["remain"].as_i64().unwrap() <= 5000);
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert!(quota.stdout.contains(&t.name));
     }
 }
@@ -402,7 +408,7 @@ async fn tokens_expiring_every_few_calls_slow_a_run_but_fail_no_cell() {
     run.assert_ok();
     let summary = run.summary();
     assert_eq!(summary["failures"], 0, "{}", run.stdout);
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &ids, "2024-01-01", "2024-03-31"), "{t}");
     }
     let stats = sim.stats();
@@ -459,7 +465,7 @@ async fn a_lost_authorizer_answer_fails_its_account_without_resending_the_refres
     for &i in &others {
         assert_eq!(account_line(&summary, &appid(i))["status"], "ok");
     }
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &others, "2024-03-01", "2024-03-10"), "{t}");
     }
     assert_no_platform_secrets(&run, &out, &sim);
@@ -468,7 +474,7 @@ async fn a_lost_authorizer_answer_fails_its_account_without_resending_the_refres
     std::fs::write(&file, sim.authorizer_refresh_token(&appid(victim)).unwrap()).unwrap();
     let rerun = extract_config(&sim, &out, &config, &env, &flags).await;
     rerun.assert_ok();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &ids, "2024-03-01", "2024-03-10"), "{t}");
     }
     assert_no_platform_secrets(&rerun, &out, &sim);
@@ -484,7 +490,7 @@ async fn an_authorizer_call_that_did_not_rotate_the_refresh_token_is_retried() {
     let flags = ["--begin", "2024-03-01", "--end", "2024-03-10", "-vv"];
     let run = extract_config(&sim, &out, &config, &env, &flags).await;
     run.assert_ok();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-10"), "{t}");
     }
     let stats = sim.stats();
@@ -527,7 +533,7 @@ async fn an_authorizer_call_that_did_not_rotate_the_refresh_token_is_retried() {
         "{}",
         run.stderr
     );
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-10"), "{t}");
     }
     let stats = sim.stats();
@@ -561,7 +567,7 @@ async fn a_refresh_token_another_process_rotated_is_taken_from_the_file() {
     let (run, ()) = tokio::join!(run, other_process);
     run.assert_ok();
     assert!(run.stderr.contains("another process saved a new refresh token meanwhile"), "{}", run.stderr);
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1], "2024-03-01", "2024-03-10"), "{t}");
     }
     let seen: Vec<(i64, bool)> =
@@ -589,7 +595,7 @@ async fn a_refresh_token_another_process_rotated_is_taken_from_the_file() {
     );
     assert!(error.contains("errcode 61023") && error.contains(&fix), "{error}");
     assert_eq!(account_line(&summary, &appid(other))["status"], "ok");
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[other], "2024-03-01", "2024-03-10"), "{t}");
     }
     assert_no_platform_secrets(&run, &out, &sim);
@@ -610,7 +616,7 @@ async fn two_runs_on_one_host_take_turns_with_each_refresh_token() {
         tokio::join!(extract_config(&sim, &a, &config, &env, &flags), extract_config(&sim, &b, &config, &env, &flags));
     for (run, out) in [(&run_a, &a), (&run_b, &b)] {
         run.assert_ok();
-        for t in registry::tables() {
+        for t in &default_tables() {
             assert_eq!(table_rows(out, t), expected_rows(t, &ids, "2024-03-01", "2024-03-20"), "{t}");
         }
         assert_no_platform_secrets(run, out, &sim);

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use wxcube_registry as registry;
-
 use crate::kill::*;
 use crate::support::*;
 
@@ -23,7 +21,7 @@ async fn sigkill_on_local_disk_never_leaves_a_torn_file() {
     assert!(mid_run >= KILLS / 2, "only {mid_run} kills landed mid-run");
     let (base, id) = (sim.base_url(), appid(1));
     wxcube(&args(output, &base, &id), &[("WECHAT_SECRET", &secret(1))]).await.assert_ok();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(out.path(), t), expected_rows(t, &[1], BEGIN, END), "{t}");
     }
 }
@@ -60,7 +58,7 @@ async fn sigterm_stops_cleanly_with_a_summary() {
     // What the stopped run did not fetch, the next run fills.
     let again = wxcube(&args(out.path().to_str().unwrap(), &base, &id), &[("WECHAT_SECRET", &secret(1))]).await;
     again.assert_ok();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(out.path(), t), expected_rows(t, &[1], BEGIN, END), "{t}");
     }
 }

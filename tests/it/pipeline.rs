@@ -8,17 +8,21 @@ use wxcube_registry as registry;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_row_of_all_seven_tables_matches_the_simulator() {
+async fn every_row_of_the_message_tables_matches_the_simulator() {
+    // The other families, end to end: tests/it/families.rs.
     let sim = simulator().await;
     let out = tempfile::tempdir().unwrap();
-    let run = extract(&sim, out.path(), 1, &["--begin", "2024-01-01", "--end", "2024-04-09"]).await;
+    let run =
+        extract(&sim, out.path(), 1, &["--begin", "2024-01-01", "--end", "2024-04-09", "--tables", "message"]).await;
     run.assert_ok();
     let summary = run.summary();
     assert_eq!(summary["status"], "ok");
     assert_eq!(summary["failures"], 0);
-    assert_eq!(registry::tables().len(), 7);
+    let message = registry::select("message").unwrap();
+    assert_eq!(message.len(), 7);
+    assert_eq!(summary["tables"].as_object().unwrap().len(), 7);
     let mut planned = 0;
-    for table in registry::tables() {
+    for table in &message {
         let got = table_rows(out.path(), table);
         let want = expected_rows(table, &[1], "2024-01-01", "2024-04-09");
         assert!(!want.is_empty(), "{table}: the simulator has data");
@@ -50,14 +54,14 @@ async fn a_second_run_gives_the_same_rows_and_files() {
     let range = ["--begin", "2024-02-20", "--end", "2024-03-10"];
     extract(&sim, out.path(), 1, &range).await.assert_ok();
     let files_before = files(out.path());
-    let rows_before: Vec<_> = registry::tables().iter().map(|t| table_rows(out.path(), t)).collect();
+    let rows_before: Vec<_> = default_tables().iter().map(|t| table_rows(out.path(), t)).collect();
     extract(&sim, out.path(), 1, &range).await.assert_ok();
     // The same files, but for the second run's record.
     let records = |files: Vec<std::path::PathBuf>| -> Vec<std::path::PathBuf> {
         files.into_iter().filter(|f| !f.starts_with("_wxcube/runs")).collect()
     };
     assert_eq!(records(files(out.path())), records(files_before));
-    let rows_after: Vec<_> = registry::tables().iter().map(|t| table_rows(out.path(), t)).collect();
+    let rows_after: Vec<_> = default_tables().iter().map(|t| table_rows(out.path(), t)).collect();
     assert_eq!(rows_after, rows_before);
 }
 
@@ -82,7 +86,7 @@ async fn a_run_for_account_b_leaves_account_a_untouched() {
         let a_slice = batch.slice(0, a_rows);
         assert_eq!(&a_slice, &a_before[file], "{file}");
     }
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(out.path(), t), expected_rows(t, &[1, 2], "2024-03-01", "2024-03-31"), "{t}");
     }
     // A re-run of A with other buckets is refused: its rows live in the files of bucket 0.
@@ -158,15 +162,16 @@ async fn extracted_at_is_decided_per_account() {
 }
 
 /// Fields the answers carry that a table does not declare (the real API's `user_source`, which
-/// the simulator sends on every row) are counted per table and named once in the log.
+/// the simulator sends on every message row) are counted per table and named once in the log.
 #[tokio::test(flavor = "multi_thread")]
 async fn undeclared_fields_are_counted_and_named() {
     let sim = simulator().await;
     let out = tempfile::tempdir().unwrap();
-    let run = extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31"]).await;
+    let run =
+        extract(&sim, out.path(), 1, &["--begin", "2024-03-01", "--end", "2024-03-31", "--tables", "message"]).await;
     run.assert_ok();
     let summary = run.summary();
-    for t in registry::tables() {
+    for t in &registry::select("message").unwrap() {
         let rows = expected_rows(t, &[1], "2024-03-01", "2024-03-31").len() as u64;
         assert_eq!(summary["tables"][&t.name]["unknown_fields"], serde_json::json!({ "user_source": rows }), "{t}");
     }
@@ -214,7 +219,7 @@ async fn the_demo_runs_with_zero_setup() {
     let summary = run.summary();
     assert_eq!(summary["status"], "ok");
     assert!(summary["rows"].as_u64().unwrap() > 0);
-    for t in registry::tables().iter().filter(|t| t.period != registry::Period::Month) {
+    for t in default_tables().iter().filter(|t| t.period != registry::Period::Month) {
         assert!(!read_table(&out, t).is_empty(), "{t} has files");
     }
 }
@@ -223,10 +228,14 @@ async fn the_demo_runs_with_zero_setup() {
 async fn tables_lists_the_registry() {
     let run = wxcube(&["tables"], &[]).await;
     run.assert_ok();
-    for t in registry::tables() {
-        assert!(run.stdout.contains(&format!("{}  (API: {}", t.name, t.endpoint)), "{}", run.stdout);
+    for t in &default_tables() {
+        let heading = format!("{}  (family {}, API {}, {}", t.name, t.family, t.endpoint, t.status.name());
+        assert!(run.stdout.contains(&heading), "{heading}: {}", run.stdout);
     }
-    assert!(run.stdout.contains("msg_type_label"));
+    for column in ["msg_type_label", "read_user_source", "list<struct<user_count: int64, scene_desc: string>>"] {
+        assert!(run.stdout.contains(column), "{column}");
+    }
+    assert!(run.stdout.contains("data from 2025-11-01; an incremental run fetches again the last 30 days"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -249,7 +258,7 @@ async fn a_failed_window_fails_its_cell_and_the_rest_goes_on() {
     let failed = failed_cells(&summary);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0]["error"].as_str().unwrap().contains("errcode -1 (system busy)"), "{failed:?}");
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(
             table_rows(out.path(), t),
             expected_without_failures(t, 1, "2024-03-01", "2024-03-10", &summary),
@@ -301,7 +310,7 @@ async fn the_simulate_command_serves_a_run() {
     )
     .await;
     run.assert_ok();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(out.path(), t), expected_rows(t, &[3], "2024-03-01", "2024-03-31"), "{t}");
     }
     child.kill().await.unwrap();

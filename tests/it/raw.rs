@@ -1,8 +1,6 @@
 //! Raw landing and replay: `--keep-raw` keeps every answer; `wxcube rebuild` derives the same
 //! tables from them without calling the API.
 
-use wxcube_registry as registry;
-
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -24,14 +22,14 @@ async fn rebuild_derives_the_same_rows_without_the_api() {
     assert_no_secrets(&again, &out, &sim, &[]);
 
     // Lose every data file, then rebuild from the raw answers alone.
-    for t in registry::tables() {
+    for t in &default_tables() {
         std::fs::remove_dir_all(out.join(&t.name)).ok();
     }
     sim.reset_stats();
     let rebuild = wxcube(&["rebuild", "--output", out.to_str().unwrap()], &[]).await;
     rebuild.assert_ok();
     assert_eq!(sim.stats().datacube_requests, 0, "rebuild calls nothing");
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(&out, t), expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"), "{t}");
     }
     // Nothing changed since: a second rebuild writes nothing.

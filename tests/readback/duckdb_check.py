@@ -3,9 +3,11 @@
 Usage: duckdb_check.py <output dir> <appid> <table>=<date> [<table>=<date> ...]
 
 For each table: the column types DuckDB infers (with hive partitioning, so ref_date comes from
-the path), the row count, the sum of every count column, and the rows and msg_user sum of one
-cell selected with `WHERE ref_date = <date> AND appid = <appid>` (partition pruning on the path
-and a filter on the file's column). The Rust test compares these with the simulator's own data.
+the path), the row count, the sum of every integer column (nulls left out), for every list
+column the number of elements and the sum of each integer field of its structs (through
+UNNEST), and the rows of one cell selected with `WHERE ref_date = <date> AND appid = <appid>`
+(partition pruning on the path and a filter on the file's column). The Rust test compares these
+with the simulator's own data.
 """
 
 import json
@@ -20,25 +22,25 @@ def main() -> None:
     result = {}
     for table, date in (c.split("=") for c in cells):
         source = f"read_parquet('{root}/{table}/*/*.parquet', hive_partitioning = true)"
-        types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        # DuckDB quotes struct field names that are keywords ("position"): compared unquoted.
+        types = {name: kind.replace('"', "") for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
         rows = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         sums = {}
-        for column in ("msg_user", "msg_count"):
-            if column in types:
-                sums[column] = int(con.execute(f"SELECT sum({column}) FROM {source}").fetchone()[0] or 0)
-        days = con.execute(f"SELECT count(DISTINCT ref_date), min(ref_date)::VARCHAR, max(ref_date)::VARCHAR FROM {source}").fetchone()
-        cell = con.execute(
-            f"SELECT count(*), coalesce(sum(msg_user), 0) FROM {source} WHERE ref_date = ?::DATE AND appid = ?", [date, appid]
-        ).fetchone()
-        result[table] = {
-            "types": types,
-            "rows": rows,
-            "sums": sums,
-            "dates": days[0],
-            "min_date": days[1],
-            "max_date": days[2],
-            "cell": {"rows": cell[0], "msg_user": int(cell[1])},
-        }
+        for column, kind in types.items():
+            if kind in ("BIGINT", "INTEGER") and column != "ref_date":
+                sums[column] = int(con.execute(f"SELECT coalesce(sum({column}), 0) FROM {source}").fetchone()[0])
+        lists = {}
+        for column, kind in types.items():
+            if kind.startswith("STRUCT(") and kind.endswith("[]"):
+                fields = [f.split(" ", 1) for f in kind[len("STRUCT("):-len(")[]")].split(", ")]
+                ints = [name for name, ftype in fields if ftype == "BIGINT"]
+                picked = ", ".join([f'coalesce(sum(s."{f}"), 0)' for f in ints] or ["0"])
+                found = con.execute(
+                    f"SELECT count(*), {picked} FROM (SELECT UNNEST({column}) AS s FROM {source})"
+                ).fetchone()
+                lists[column] = {"elements": found[0], "sums": {f: int(v) for f, v in zip(ints, found[1:])}}
+        cell = con.execute(f"SELECT count(*) FROM {source} WHERE ref_date = ?::DATE AND appid = ?", [date, appid]).fetchone()
+        result[table] = {"types": types, "rows": rows, "sums": sums, "lists": lists, "cell": {"rows": cell[0]}}
     json.dump(result, sys.stdout, sort_keys=True)
 
 

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wxcube_registry as registry;
 use wxcube_simulator::{Clock, SimConfig};
 
 use crate::support::*;
@@ -130,9 +129,10 @@ async fn the_airflow_dag_runs_every_shard_and_pushes_each_summary_to_xcom() {
     // The files hold exactly what the simulator serves for every account over the run's range.
     let all: Vec<usize> = (1..=ACCOUNTS).collect();
     let mut rows = 0;
-    for table in registry::tables() {
+    for table in &default_tables() {
         let want = expected_rows(table, &all, START, END);
-        assert!(!want.is_empty(), "{table}: the range covers some of its periods");
+        // Every table has rows in the range but the 2025 article family's, whose data begins later.
+        assert_eq!(want.is_empty(), table.floor > d(END), "{table}: the range covers some of its periods");
         assert_eq!(table_rows(&out, table), want, "{table}: rows in the output");
         assert_eq!(table_rows_in_summaries[&table.name], want.len() as u64, "{table}: rows in the summaries");
         assert_eq!(total["tables"][&table.name], want.len() as u64, "{table}: rows in the report");

@@ -2,7 +2,6 @@
 //! re-run completes the output.
 
 use object_store::ObjectStoreExt;
-use wxcube_registry as registry;
 
 use crate::kill::*;
 use crate::moto::Moto;
@@ -49,7 +48,7 @@ async fn sigkill_on_s3_never_leaves_a_torn_object() {
         std::fs::write(path, bytes).unwrap();
     }
     let accounts: Vec<usize> = (1..=ACCOUNTS).collect();
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(table_rows(local.path(), t), expected_rows(t, &accounts, BEGIN, END), "{t}");
     }
     assert_eq!(moto.dangling_uploads().await, 0);

@@ -38,7 +38,7 @@ async fn s3_output_has_the_layout_and_the_rows() {
     for k in &keys {
         assert!(k.starts_with("wechat/raw/_wxcube/") || k.ends_with(".parquet"), "unexpected object {k}");
     }
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(
             s3_rows(&moto, "wechat/raw", t, DEFAULT_BUCKETS).await,
             expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"),
@@ -51,7 +51,7 @@ async fn s3_output_has_the_layout_and_the_rows() {
     };
     extract_s3(&sim, "wechat/raw", &env, 1, &flags).await.assert_ok();
     assert_eq!(not_runs(moto.keys("wechat/raw").await), not_runs(keys));
-    for t in registry::tables() {
+    for t in &default_tables() {
         assert_eq!(
             s3_rows(&moto, "wechat/raw", t, DEFAULT_BUCKETS).await,
             expected_rows(t, &[1, 2], "2024-02-01", "2024-03-31"),

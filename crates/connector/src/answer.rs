@@ -56,7 +56,9 @@ pub fn meaning(code: i64) -> Option<&'static str> {
         45011 => "per-minute limit reached",
         47001 => "request body malformed",
         47009 => "API retired",
-        48001 => "API not authorised for this account: it needs verification or the message permission set",
+        48001 => {
+            "API not authorised for this account: it needs verification, or the platform calling for it needs this family's permission set"
+        }
         61500 => "date format error",
         61501 => "date range error",
         61023 => "authorizer refresh token invalid",
@@ -85,11 +87,25 @@ pub trait ListReader<'de>: Clone {
     fn row<A: MapAccess<'de>>(&mut self, row: A) -> Result<(), A::Error>;
 }
 
-/// Parses a response body: its API error, or `rows` after it has read every row of `list`
-/// (`rows` untouched when there is no list).
-pub fn parse_answer<'de, R: ListReader<'de>>(body: &'de [u8], rows: R) -> Result<Result<R, ApiError>, EnvelopeError> {
+/// The rows of an answer that is not an error.
+#[derive(Clone, Debug)]
+pub struct Answer<R> {
+    /// The list reader after it has read every row of `list` (untouched when there is none).
+    pub rows: R,
+    /// The answer's top-level `is_delay` (the 2025 article family): the API says these figures
+    /// are not final yet. Absent, null or `false`: final.
+    pub delayed: bool,
+}
+
+/// Parses a response body: its API error, or its rows.
+pub fn parse_answer<'de, R: ListReader<'de>>(
+    body: &'de [u8],
+    rows: R,
+) -> Result<Result<Answer<R>, ApiError>, EnvelopeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let envelope = ByShape(Envelope { template: rows.clone(), rows, errcode: None, errmsg: None, bad_list: false })
+    let envelope =
+        Envelope { template: rows.clone(), rows, errcode: None, errmsg: None, delayed: false, bad_list: false };
+    let envelope = ByShape(envelope)
         .deserialize(&mut de)
         .and_then(|e| de.end().map(|()| e))
         .map_err(|e| EnvelopeError::NotJson(e.to_string()))?
@@ -103,7 +119,7 @@ pub fn parse_answer<'de, R: ListReader<'de>>(body: &'de [u8], rows: R) -> Result
     if envelope.bad_list {
         return Err(EnvelopeError::BadList);
     }
-    Ok(Ok(envelope.rows))
+    Ok(Ok(Answer { rows: envelope.rows, delayed: envelope.delayed }))
 }
 
 /// Checks a datacube response body without reading its rows' fields: whether it is an API
@@ -157,6 +173,7 @@ struct Envelope<R> {
     rows: R,
     errcode: Option<Value>,
     errmsg: Option<Value>,
+    delayed: bool,
     bad_list: bool,
 }
 
@@ -169,10 +186,13 @@ impl<'de, R: ListReader<'de>> Shaped<'de> for Envelope<R> {
     }
 
     fn map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Option<Self>, A::Error> {
-        while let Some(key) = map.next_key_seed(KeyIn(&["errcode", "errmsg", "list"]))? {
+        while let Some(key) = map.next_key_seed(KeyIn(&["errcode", "errmsg", "is_delay", "list"]))? {
             match key {
                 Some(0) => self.errcode = Some(map.next_value()?),
                 Some(1) => self.errmsg = Some(map.next_value()?),
+                // Anything but false (or null) counts as delayed: an unreadable flag must not let
+                // incremental state pass days the API may still change.
+                Some(2) => self.delayed = !matches!(map.next_value::<Value>()?, Value::Bool(false) | Value::Null),
                 Some(_) => {
                     let list = List { rows: self.template.clone(), bad: false };
                     (self.rows, self.bad_list) = map.next_value_seed(ByShape(list))?;
@@ -359,7 +379,7 @@ mod tests {
         let counted = parse_answer(body.as_bytes(), Count::default());
         // The check extract makes agrees with the full read.
         assert_eq!(check(body.as_bytes()), counted.clone().map(|r| r.map(|_| ())));
-        counted.map(|r| r.map(|c| c.0))
+        counted.map(|r| r.map(|c| c.rows.0))
     }
 
     #[test]
@@ -396,6 +416,17 @@ mod tests {
         assert!(matches!(rows(r#"{"list":[1],"errcode":"busy"}"#), Err(EnvelopeError::BadErrcode(_))));
         // But not over a body that is not JSON.
         assert!(matches!(rows(r#"{"list":[1],"errcode":45009"#), Err(EnvelopeError::NotJson(_))));
+    }
+
+    #[test]
+    fn is_delay_is_read_wherever_it_stands() {
+        let delayed = |body: &str| parse_answer(body.as_bytes(), Count::default()).unwrap().unwrap().delayed;
+        assert!(delayed(r#"{"list":[{}],"is_delay":true}"#));
+        assert!(delayed(r#"{"is_delay":true,"list":[]}"#));
+        assert!(!delayed(r#"{"list":[{}],"is_delay":false}"#));
+        assert!(!delayed(r#"{"list":[{}]}"#));
+        assert!(delayed(r#"{"list":[{}],"is_delay":"yes"}"#), "an unreadable flag counts as delayed");
+        assert!(!delayed(r#"{"list":[{}],"is_delay":null}"#));
     }
 
     #[test]

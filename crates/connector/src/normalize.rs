@@ -1,23 +1,27 @@
 //! normalize: API answers → validated rows → Arrow record batches.
 //!
 //! Takes the answer extract received for one (table, account, window), as bytes; hands write
-//! one [`RecordBatch`] per date with exactly the registry's columns. Rows are typed straight
-//! from the bytes as they stream by (no JSON tree per row). Decoding is tolerant where the API
-//! is sloppy (integers sent as strings, undocumented extra fields, which are skipped) and
-//! strict where a wrong value would corrupt the table:
+//! one [`RecordBatch`] per date with exactly the registry's columns. Flat rows (the message,
+//! user and interface tables) are typed straight from the bytes as they stream by; a nested
+//! value (an object such as `detail`, the per-day array a table takes its rows from, an array
+//! of objects kept as a list) is read whole and then typed. Decoding is tolerant where the
+//! API is sloppy (integers sent as strings, undocumented extra fields, which are skipped and
+//! counted, optional fields left out, which are null) and strict where a wrong value would
+//! corrupt the table:
 //! - a row dated outside the requested window is dropped and counted, never written;
 //! - an unknown code keeps its row and raw code, gets a null label, and is counted;
-//! - a count that is negative or not an integer, a missing field, or an impossible `ref_hour`
-//!   fails the whole window with a message naming the row and field.
+//! - a count that is negative or not an integer, a required field missing, or an impossible
+//!   `ref_hour` fails the whole window with a message naming the row and field.
 //!
 //! A field given twice in a row counts with its last value, as in any JSON object.
 
-use crate::schema::ArrowSchema;
-use std::marker::PhantomData;
+use crate::schema::{ArrowSchema, arrow_type};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use chrono::NaiveDate;
+use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray, TimestampMicrosecondArray};
+use arrow_schema::DataType;
+use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -25,13 +29,38 @@ use serde_json::{Number, Value};
 
 use crate::answer::{ApiError, ByShape, EnvelopeError, ListReader, Skip, drain_map, parse_answer};
 use crate::dates::{DateRange, parse_date};
-use wxcube_registry::{ColumnType, Source, Table};
+use wxcube_registry::{ColumnType, Kind, Node, Shape, Source, Table};
 
-/// One validated API row: its date and the table's `api_fields`, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One typed value of an API field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// Left out, or sent as null (only where the field is optional).
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+    Date(NaiveDate),
+    /// An array of objects: each element's fields in the list type's order.
+    Structs(Vec<Vec<Cell>>),
+}
+
+impl Cell {
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// One validated API row: its date, the table's `api_fields` in order, and whether the API
+/// said its answer is not final yet (`is_delay`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub ref_date: NaiveDate,
-    pub values: Vec<i64>,
+    pub values: Vec<Cell>,
+    pub delayed: bool,
 }
 
 /// What decoding noticed without failing.
@@ -42,14 +71,17 @@ pub struct Counters {
     /// Code values with no label in the registry, kept with a null label.
     pub unknown_codes: u64,
     /// Fields the rows carried that the table does not declare, with the number of rows that
-    /// carried each (in the order first seen: a handful at most).
+    /// carried each (in the order first seen: a handful at most). Nested ones by their path.
     pub unknown_fields: Vec<(String, u64)>,
+    /// Whether an answer said `is_delay: true`: its figures are not final yet.
+    pub delayed: bool,
 }
 
 impl std::ops::AddAssign for Counters {
     fn add_assign(&mut self, o: Self) {
         self.out_of_window += o.out_of_window;
         self.unknown_codes += o.unknown_codes;
+        self.delayed |= o.delayed;
         for (name, rows) in o.unknown_fields {
             count_field(&mut self.unknown_fields, &name, rows);
         }
@@ -95,14 +127,23 @@ pub fn decode(table: &Table, body: &[u8], window: DateRange, counters: &mut Coun
         counters: Counters::default(),
         error: None,
         fields: Vec::new(),
+        elements: None,
     };
-    let read = parse_answer(body, reader)?.map_err(DecodeError::Api)?;
+    let answer = parse_answer(body, reader)?.map_err(DecodeError::Api)?;
+    let mut read = answer.rows;
     if let Some(e) = read.error {
         return Err(e.into());
+    }
+    if answer.delayed {
+        read.rows.iter_mut().for_each(|r| r.delayed = true);
+        read.counters.delayed = true;
     }
     *counters += read.counters;
     Ok(read.rows)
 }
+
+/// A field as read: `None` when the row has not (yet) given it.
+type Read = Option<Result<Cell, String>>;
 
 /// Types rows as the envelope reads them. The first bad row is remembered rather than
 /// returned, so that an errcode after `list` still decides what the answer is.
@@ -115,8 +156,10 @@ struct Rows<'t> {
     seen: usize,
     counters: Counters,
     error: Option<RowError>,
-    /// The current row's api fields as read (`None`: not seen), reused from row to row.
-    fields: Vec<Option<Result<i64, String>>>,
+    /// The current row's api fields as read, reused from row to row.
+    fields: Vec<Read>,
+    /// The current row's `rows_from` elements, each with its own fields (`None`: not given).
+    elements: Option<Result<Vec<Vec<Read>>, String>>,
 }
 
 impl<'de> ListReader<'de> for Rows<'_> {
@@ -126,27 +169,48 @@ impl<'de> ListReader<'de> for Rows<'_> {
             // The window is refused already; the rest is only read through.
             return drain_map(map);
         }
+        let table = self.table;
         self.fields.clear();
-        self.fields.resize(self.table.api_fields.len(), None);
+        self.fields.resize(table.api_fields.len(), None);
+        self.elements = None;
         let mut ref_date = None;
         let unknown = &mut self.counters.unknown_fields;
-        while let Some(key) = map.next_key_seed(RowKey { fields: &self.table.api_fields, unknown: &mut *unknown })? {
+        while let Some(key) = map.next_key_seed(RowKey { shape: &table.shape, unknown: &mut *unknown })? {
             match key {
-                Key::RefDate => ref_date = Some(map.next_value_seed(Typed(PhantomData))?),
-                Key::Field(i) => self.fields[i] = Some(map.next_value_seed(Typed(PhantomData))?),
+                Key::RefDate => ref_date = Some(map.next_value_seed(DateSeed)?),
+                Key::Node(_, Node::Field(i)) => {
+                    self.fields[*i] = Some(map.next_value_seed(CellSeed(&table.api_fields[*i].kind))?);
+                }
+                Key::Node(key, Node::Object(inner)) => {
+                    let value = map.next_value::<Value>()?;
+                    read_object(table, inner, &format!("{key}."), value, &mut self.fields, unknown);
+                }
+                Key::Node(key, Node::Rows(inner)) => {
+                    let value = map.next_value::<Value>()?;
+                    self.elements = Some(read_elements(table, inner, key, value, unknown));
+                }
                 Key::Other => map.next_value_seed(ByShape(Skip))?,
             }
         }
         match self.typed(ref_date) {
-            Ok(row) if !self.window.contains(row.ref_date) => self.counters.out_of_window += 1,
-            Ok(row) => {
-                let table = self.table;
-                self.counters.unknown_codes += table
-                    .columns
-                    .iter()
-                    .filter(|c| matches!(c.source, Source::Label { field } if table.label(field, row.values[field]).is_none()))
-                    .count() as u64;
-                self.rows.push(row);
+            Ok(rows) => {
+                for row in rows {
+                    if !self.window.contains(row.ref_date) {
+                        self.counters.out_of_window += 1;
+                        continue;
+                    }
+                    self.counters.unknown_codes += table
+                        .columns
+                        .iter()
+                        .filter(|c| match c.source {
+                            Source::Label { field } => {
+                                row.values[field].as_int().is_some_and(|code| table.label(field, code).is_none())
+                            }
+                            _ => false,
+                        })
+                        .count() as u64;
+                    self.rows.push(row);
+                }
             }
             Err(problem) => self.error = Some(RowError { row: self.seen, problem }),
         }
@@ -155,16 +219,116 @@ impl<'de> ListReader<'de> for Rows<'_> {
 }
 
 impl Rows<'_> {
-    /// The row just read, if every field is there and passes [`check`]; problems are reported
-    /// in a fixed order (date, then fields in order), whatever the order of the keys.
-    fn typed(&mut self, ref_date: Option<Result<NaiveDate, String>>) -> Result<Row, String> {
+    /// The rows the object just read makes (one, or one per `rows_from` element), if every
+    /// required field is there and passes [`check`]; problems are reported in a fixed order
+    /// (date, then fields in order), whatever the order of the keys.
+    fn typed(&mut self, ref_date: Option<Result<NaiveDate, String>>) -> Result<Vec<Row>, String> {
+        let table = self.table;
         let ref_date = ref_date.unwrap_or_else(missing).map_err(|e| format!("ref_date {e}"))?;
-        let values = (self.table.api_fields.iter().zip(&mut self.fields))
-            .map(|(f, v)| v.take().unwrap_or_else(missing).map_err(|e| format!("{f} {e}")))
-            .collect::<Result<Vec<i64>, _>>()?;
-        check(self.table, &values)?;
-        Ok(Row { ref_date, values })
+        let elements = match self.elements.take() {
+            None if has_rows_from(table) => Vec::new(),
+            None => vec![Vec::new()],
+            Some(elements) => elements?,
+        };
+        let mut rows = Vec::with_capacity(elements.len());
+        for (n, mut element) in elements.into_iter().enumerate() {
+            let mut values = Vec::with_capacity(table.api_fields.len());
+            for (i, f) in table.api_fields.iter().enumerate() {
+                let read = match element.get_mut(i).and_then(Option::take) {
+                    Some(v) => Some(v),
+                    None => self.fields[i].clone(),
+                };
+                let cell = match read {
+                    None | Some(Ok(Cell::Null)) if f.optional => Cell::Null,
+                    None | Some(Ok(Cell::Null)) => return Err(format!("{} is missing", f.path)),
+                    Some(Ok(cell)) => cell,
+                    Some(Err(e)) if has_rows_from(table) && element_field(table, i) => {
+                        return Err(format!("{} (element {}) {e}", f.path, n + 1));
+                    }
+                    Some(Err(e)) => return Err(format!("{} {e}", f.path)),
+                };
+                values.push(cell);
+            }
+            check(table, &values)?;
+            rows.push(Row { ref_date, values, delayed: false });
+        }
+        Ok(rows)
     }
+}
+
+fn has_rows_from(table: &Table) -> bool {
+    table.shape.keys.iter().any(|(_, n)| matches!(n, Node::Rows(_)))
+}
+
+/// Whether API field `i` lies inside the `rows_from` elements.
+fn element_field(table: &Table, i: usize) -> bool {
+    table.shape.keys.iter().any(|(_, n)| matches!(n, Node::Rows(inner) if contains(inner, i)))
+}
+
+fn contains(shape: &Shape, i: usize) -> bool {
+    shape.keys.iter().any(|(_, n)| match n {
+        Node::Field(f) => *f == i,
+        Node::Object(inner) | Node::Rows(inner) => contains(inner, i),
+    })
+}
+
+/// Reads the fields of a nested object into `fields`; a value that is not an object leaves
+/// them unread (missing), unless it is null.
+fn read_object(
+    table: &Table,
+    shape: &Shape,
+    path: &str,
+    value: Value,
+    fields: &mut [Read],
+    unknown: &mut Vec<(String, u64)>,
+) {
+    let Value::Object(object) = value else {
+        if !value.is_null() {
+            for (_, node) in &shape.keys {
+                if let Node::Field(i) = node {
+                    fields[*i] = Some(Err(format!("is inside {}, not an object", short(&value))));
+                }
+            }
+        }
+        return;
+    };
+    for (key, value) in object {
+        match shape.get(&key) {
+            Some(Node::Field(i)) => fields[*i] = Some(cell_of(&table.api_fields[*i].kind, value)),
+            Some(Node::Object(inner) | Node::Rows(inner)) => {
+                read_object(table, inner, &format!("{path}{key}."), value, fields, unknown)
+            }
+            None => count_field(unknown, &format!("{path}{key}"), 1),
+        }
+    }
+}
+
+/// Reads the `rows_from` array: one field vector per element object.
+fn read_elements(
+    table: &Table,
+    shape: &Shape,
+    key: &str,
+    value: Value,
+    unknown: &mut Vec<(String, u64)>,
+) -> Result<Vec<Vec<Read>>, String> {
+    let path = format!("{key}.");
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        other => return Err(format!("{key} is {}, not an array of objects", short(&other))),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            if !item.is_object() {
+                return Err(format!("{key} element {} is {}, not an object", n + 1, short(&item)));
+            }
+            let mut fields = vec![None; table.api_fields.len()];
+            read_object(table, shape, &path, item, &mut fields, unknown);
+            Ok(fields)
+        })
+        .collect()
 }
 
 fn missing<T>() -> Result<T, String> {
@@ -172,42 +336,42 @@ fn missing<T>() -> Result<T, String> {
 }
 
 /// A key of a row object.
-enum Key {
+enum Key<'s> {
     RefDate,
-    /// Position in the table's `api_fields`.
-    Field(usize),
+    /// A declared field, or an object or array holding declared fields; with its key.
+    Node(&'s str, &'s Node),
     /// A field the table does not declare: counted, then skipped.
     Other,
 }
 
-/// Reads a row's key against the table's fields (a handful: a scan is fastest), counting
-/// the keys it does not know.
-struct RowKey<'n> {
-    fields: &'n [String],
-    unknown: &'n mut Vec<(String, u64)>,
+/// Reads a row's key against the table's shape (a handful of keys: a scan is fastest),
+/// counting the keys it does not know.
+struct RowKey<'s, 'u> {
+    shape: &'s Shape,
+    unknown: &'u mut Vec<(String, u64)>,
 }
 
-impl<'de> DeserializeSeed<'de> for RowKey<'_> {
-    type Value = Key;
+impl<'de, 's> DeserializeSeed<'de> for RowKey<'s, '_> {
+    type Value = Key<'s>;
 
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Key, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Key<'s>, D::Error> {
         de.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for RowKey<'_> {
-    type Value = Key;
+impl<'de, 's> Visitor<'de> for RowKey<'s, '_> {
+    type Value = Key<'s>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a string key")
     }
 
-    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+    fn visit_str<E>(self, key: &str) -> Result<Key<'s>, E> {
         if key == "ref_date" {
             return Ok(Key::RefDate);
         }
-        match self.fields.iter().position(|f| f == key) {
-            Some(i) => Ok(Key::Field(i)),
+        match self.shape.keys.iter().find(|(k, _)| k == key) {
+            Some((key, node)) => Ok(Key::Node(key, node)),
             None => {
                 count_field(self.unknown, key, 1);
                 Ok(Key::Other)
@@ -216,108 +380,146 @@ impl<'de> Visitor<'de> for RowKey<'_> {
     }
 }
 
-/// What a field accepts, by the JSON type of its value.
-trait FieldType: Sized {
-    fn text(s: &str) -> Result<Self, String>;
-    /// An integer of any size, or a float.
-    fn number(n: Number) -> Result<Self, String>;
-    /// Anything else, null included.
-    fn other(v: Value) -> Result<Self, String>;
-}
-
-/// An integer from a JSON number or a string of digits; floats, huge numbers and anything
-/// else are refused.
-impl FieldType for i64 {
-    fn text(s: &str) -> Result<i64, String> {
-        s.trim().parse::<i64>().map_err(|_| format!("is {}, not an integer", short(&Value::String(s.into()))))
-    }
-
-    fn number(n: Number) -> Result<i64, String> {
-        n.as_i64().ok_or_else(|| format!("is {n}, not an integer in range"))
-    }
-
-    fn other(v: Value) -> Result<i64, String> {
-        match v {
-            Value::Null => Err("is missing".into()),
-            other => Err(format!("is {}, not an integer", short(&other))),
-        }
+/// A value of `kind` from a JSON number.
+fn from_number(kind: &Kind, n: Number) -> Result<Cell, String> {
+    match kind {
+        Kind::Int => n.as_i64().map(Cell::Int).ok_or_else(|| format!("is {n}, not an integer in range")),
+        Kind::Float => n.as_f64().map(Cell::Float).ok_or_else(|| format!("is {n}, not a number")),
+        // A number where text is expected (an msgid, a title) is kept as its digits.
+        Kind::Text => Ok(Cell::Text(n.to_string())),
+        _ => from_other(kind, Value::Number(n)),
     }
 }
 
-impl FieldType for NaiveDate {
-    fn text(s: &str) -> Result<NaiveDate, String> {
-        parse_date(s)
-    }
-
-    fn number(n: Number) -> Result<NaiveDate, String> {
-        Self::other(Value::Number(n))
-    }
-
-    fn other(v: Value) -> Result<NaiveDate, String> {
-        Err(format!("{} is not a date string", short(&v)))
+/// A value of `kind` from a JSON string.
+fn from_text(kind: &Kind, s: &str) -> Result<Cell, String> {
+    let quoted = || short(&Value::String(s.into()));
+    match kind {
+        Kind::Int => s.trim().parse::<i64>().map(Cell::Int).map_err(|_| format!("is {}, not an integer", quoted())),
+        Kind::Float => match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Cell::Float(v)),
+            _ => Err(format!("is {}, not a number", quoted())),
+        },
+        Kind::Text => Ok(Cell::Text(s.to_string())),
+        Kind::Date => parse_date(s).map(Cell::Date),
+        Kind::Bool | Kind::Structs(_) => from_other(kind, Value::String(s.into())),
     }
 }
 
-/// Reads one field's value as `T`, or says what is wrong with it. Scalars are read in place;
-/// only an object or array (always an error) is built as a `Value`, to be quoted.
-struct Typed<T>(PhantomData<T>);
+/// A value of `kind` from anything else: null, a boolean, an array, an object.
+fn from_other(kind: &Kind, v: Value) -> Result<Cell, String> {
+    match (kind, v) {
+        (_, Value::Null) => Ok(Cell::Null),
+        (Kind::Bool, Value::Bool(b)) => Ok(Cell::Bool(b)),
+        (Kind::Structs(fields), Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(n, item)| match item {
+                Value::Object(mut object) => fields
+                    .iter()
+                    .map(|(name, kind)| match object.remove(name) {
+                        None => Ok(Cell::Null),
+                        Some(v) => cell_of(kind, v).map_err(|e| format!("element {} {name} {e}", n + 1)),
+                    })
+                    .collect(),
+                other => Err(format!("element {} is {}, not an object", n + 1, short(&other))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Cell::Structs),
+        (Kind::Int, other) => Err(format!("is {}, not an integer", short(&other))),
+        (Kind::Float, other) => Err(format!("is {}, not a number", short(&other))),
+        (Kind::Text, other) => Err(format!("is {}, not text", short(&other))),
+        (Kind::Bool, other) => Err(format!("is {}, not true or false", short(&other))),
+        (Kind::Date, other) => Err(format!("{} is not a date string", short(&other))),
+        (Kind::Structs(_), other) => Err(format!("is {}, not an array of objects", short(&other))),
+    }
+}
 
-impl<'de, T: FieldType> DeserializeSeed<'de> for Typed<T> {
-    type Value = Result<T, String>;
+/// A value of `kind` from a JSON value already read.
+fn cell_of(kind: &Kind, v: Value) -> Result<Cell, String> {
+    match v {
+        Value::Number(n) => from_number(kind, n),
+        Value::String(s) => from_text(kind, &s),
+        other => from_other(kind, other),
+    }
+}
+
+/// Reads `ref_date`.
+struct DateSeed;
+
+impl<'de> DeserializeSeed<'de> for DateSeed {
+    type Value = Result<NaiveDate, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        let cell = CellSeed(&Kind::Date).deserialize(de)?;
+        Ok(match cell {
+            Ok(Cell::Date(d)) => Ok(d),
+            Ok(_) => Err("null is not a date string".to_string()),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// Reads one field's value as `kind`, or says what is wrong with it. Scalars are read in
+/// place; an object or array is built as a `Value` first.
+struct CellSeed<'k>(&'k Kind);
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Result<Cell, String>;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl<'de, T: FieldType> Visitor<'de> for Typed<T> {
-    type Value = Result<T, String>;
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Result<Cell, String>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(T::other(Value::Null))
+        Ok(from_other(self.0, Value::Null))
     }
 
     fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(T::other(Value::Bool(b)))
+        Ok(from_other(self.0, Value::Bool(b)))
     }
 
     fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
-        Ok(T::number(n.into()))
+        Ok(from_number(self.0, n.into()))
     }
 
     fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
-        Ok(T::number(n.into()))
+        Ok(from_number(self.0, n.into()))
     }
 
     fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
         // As serde_json builds a `Value`: a float that is not finite becomes null.
-        Ok(Number::from_f64(n).map_or_else(|| T::other(Value::Null), T::number))
+        Ok(Number::from_f64(n).map_or_else(|| from_other(self.0, Value::Null), |n| from_number(self.0, n)))
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(T::text(s))
+        Ok(from_text(self.0, s))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Ok(T::other(Value::deserialize(MapAccessDeserializer::new(map))?))
+        Ok(from_other(self.0, Value::deserialize(MapAccessDeserializer::new(map))?))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Ok(T::other(Value::deserialize(SeqAccessDeserializer::new(seq))?))
+        Ok(from_other(self.0, Value::deserialize(SeqAccessDeserializer::new(seq))?))
     }
 }
 
 /// The registry's rules for column values: counts are non-negative, derived values divide
 /// exactly and stay in range, 32-bit columns fit.
-fn check(table: &Table, values: &[i64]) -> Result<(), String> {
+fn check(table: &Table, values: &[Cell]) -> Result<(), String> {
     for c in &table.columns {
         let Source::Field { field, divide_by, range } = c.source else { continue };
-        let raw = values[field];
-        let name = &table.api_fields[field];
+        let Cell::Int(raw) = values[field] else { continue };
+        let name = &table.api_fields[field].path;
         if c.measure && raw < 0 {
             return Err(format!("{name} is {raw}: counts must be non-negative integers"));
         }
@@ -346,6 +548,11 @@ fn short(v: &Value) -> String {
     crate::text::truncate(&v.to_string(), 40)
 }
 
+/// Days since 1970-01-01, as Arrow's date32 counts them.
+fn date32(d: NaiveDate) -> i32 {
+    d.num_days_from_ce() - 719_163
+}
+
 /// Builds the batch for `rows`, each paired with the account it was fetched for. Values must
 /// have passed [`decode`].
 pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) -> RecordBatch {
@@ -354,19 +561,29 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
         .iter()
         .map(|c| -> ArrayRef {
             match &c.source {
-                Source::AppId => Arc::new(StringArray::from_iter_values(rows.iter().map(|(a, _)| *a))),
+                Source::AppId => {
+                    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 18);
+                    rows.iter().for_each(|(a, _)| b.append_value(a));
+                    Arc::new(b.finish())
+                }
                 Source::ExtractedAt => Arc::new(
                     TimestampMicrosecondArray::from(vec![extracted_at_micros; rows.len()]).with_timezone("UTC"),
                 ),
+                Source::Delayed => {
+                    let mut b = BooleanBuilder::with_capacity(rows.len());
+                    rows.iter().for_each(|(_, r)| b.append_value(r.delayed));
+                    Arc::new(b.finish())
+                }
                 Source::Field { field, divide_by, .. } => {
-                    let values = rows.iter().map(|(_, r)| r.values[*field] / divide_by.unwrap_or(1));
-                    match c.ty {
-                        ColumnType::Int32 => Arc::new(Int32Array::from_iter_values(values.map(|v| v as i32))),
-                        _ => Arc::new(Int64Array::from_iter_values(values)),
-                    }
+                    let cells: Vec<&Cell> = rows.iter().map(|(_, r)| &r.values[*field]).collect();
+                    array_of(&c.ty, &cells, divide_by.unwrap_or(1))
                 }
                 Source::Label { field } => {
-                    Arc::new(StringArray::from_iter(rows.iter().map(|(_, r)| table.label(*field, r.values[*field]))))
+                    let mut b = StringBuilder::new();
+                    for (_, r) in rows {
+                        b.append_option(r.values[*field].as_int().and_then(|code| table.label(*field, code)));
+                    }
+                    Arc::new(b.finish())
                 }
             }
         })
@@ -374,10 +591,84 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
     RecordBatch::try_new(table.schema(), columns).expect("columns are built from the table's own schema")
 }
 
+/// The Arrow array of one column's cells (integers divided by `divide_by`).
+fn array_of(ty: &ColumnType, cells: &[&Cell], divide_by: i64) -> ArrayRef {
+    match ty {
+        ColumnType::Int32 => {
+            let mut b = Int32Builder::with_capacity(cells.len());
+            cells.iter().for_each(|c| b.append_option(c.as_int().map(|v| (v / divide_by) as i32)));
+            Arc::new(b.finish())
+        }
+        ColumnType::Int64 => {
+            let mut b = Int64Builder::with_capacity(cells.len());
+            cells.iter().for_each(|c| b.append_option(c.as_int().map(|v| v / divide_by)));
+            Arc::new(b.finish())
+        }
+        ColumnType::Double => {
+            let mut b = Float64Builder::with_capacity(cells.len());
+            for c in cells {
+                b.append_option(match c {
+                    Cell::Float(v) => Some(*v),
+                    Cell::Int(v) => Some(*v as f64),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::String => {
+            let mut b = StringBuilder::new();
+            cells.iter().for_each(|c| b.append_option(if let Cell::Text(t) = c { Some(t.as_str()) } else { None }));
+            Arc::new(b.finish())
+        }
+        ColumnType::Bool => {
+            let mut b = BooleanBuilder::with_capacity(cells.len());
+            cells.iter().for_each(|c| b.append_option(if let Cell::Bool(v) = c { Some(*v) } else { None }));
+            Arc::new(b.finish())
+        }
+        ColumnType::Date => {
+            let mut b = Date32Builder::with_capacity(cells.len());
+            cells.iter().for_each(|c| b.append_option(if let Cell::Date(d) = c { Some(date32(*d)) } else { None }));
+            Arc::new(b.finish())
+        }
+        ColumnType::TimestampUsUtc => unreachable!("the registry refuses timestamp API fields"),
+        ColumnType::List(elements) => {
+            let DataType::List(item) = arrow_type(ty) else { unreachable!("a list column's Arrow type is a list") };
+            let DataType::Struct(struct_fields) = item.data_type().clone() else { unreachable!("of structs") };
+            let mut offsets = vec![0i32];
+            let mut valid = Vec::with_capacity(cells.len());
+            let mut items: Vec<&Vec<Cell>> = Vec::new();
+            for c in cells {
+                if let Cell::Structs(list) = c {
+                    items.extend(list);
+                    valid.push(true);
+                } else {
+                    valid.push(false);
+                }
+                offsets.push(items.len() as i32);
+            }
+            let children: Vec<ArrayRef> = elements
+                .iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    let field_cells: Vec<&Cell> = items.iter().map(|item| &item[k]).collect();
+                    array_of(&e.ty, &field_cells, 1)
+                })
+                .collect();
+            let structs = StructArray::new(struct_fields, children, None);
+            Arc::new(ListArray::new(
+                item,
+                arrow_buffer::OffsetBuffer::new(offsets.into()),
+                Arc::new(structs),
+                Some(valid.into()),
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::Array;
+    use arrow_array::{Array, Int32Array, StringArray};
     use serde_json::json;
     use wxcube_registry as registry;
 
@@ -401,7 +692,12 @@ mod tests {
         let decoded = decode(t, &rows, window("2024-03-01", "2024-03-01"), &mut counters).unwrap();
         assert_eq!(
             counters,
-            Counters { out_of_window: 0, unknown_codes: 1, unknown_fields: vec![("user_source".into(), 1)] }
+            Counters {
+                out_of_window: 0,
+                unknown_codes: 1,
+                unknown_fields: vec![("user_source".into(), 1)],
+                delayed: false
+            }
         );
         let pairs: Vec<(&str, &Row)> = decoded.iter().map(|r| ("wxa", r)).collect();
         let batch = to_batch(t, &pairs, 1_700_000_000_000_000);
@@ -466,7 +762,8 @@ mod tests {
         let t = registry::find("upstream_msg").unwrap();
         let body = br#"{"list":[{"msg_count":" 3 ","extra":{"a":[1,2.5,null]},"msg_user":2,"msg_type":"1","ref_date":"2024-03-01","more":"x"}]}"#;
         let decoded = decode(t, body, window("2024-03-01", "2024-03-01"), &mut Counters::default()).unwrap();
-        assert_eq!(decoded, vec![Row { ref_date: parse_date("2024-03-01").unwrap(), values: vec![1, 2, 3] }]);
+        let values = vec![Cell::Int(1), Cell::Int(2), Cell::Int(3)];
+        assert_eq!(decoded, vec![Row { ref_date: parse_date("2024-03-01").unwrap(), values, delayed: false }]);
     }
 
     #[test]
@@ -475,7 +772,7 @@ mod tests {
         let w = window("2024-03-01", "2024-03-01");
         let body = br#"{"list":[{"ref_date":"2019-01-01","msg_type":1,"msg_user":"many","msg_count":null,"msg_user":2,"msg_count":3,"ref_date":"2024-03-01"}]}"#;
         let decoded = decode(t, body, w, &mut Counters::default()).unwrap();
-        assert_eq!(decoded[0].values, vec![1, 2, 3]);
+        assert_eq!(decoded[0].values, vec![Cell::Int(1), Cell::Int(2), Cell::Int(3)]);
         let body = br#"{"list":[{"ref_date":"2024-03-01","msg_type":1,"msg_user":2,"msg_count":3,"msg_count":null}]}"#;
         assert_eq!(
             decode(t, body, w, &mut Counters::default()).unwrap_err().to_string(),

@@ -13,12 +13,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, Months, NaiveDate};
 
-use super::data::SimRow;
+use super::data::{SimRow, SimValue};
 use super::faults::FaultKind;
 use super::inject::Strike;
 use super::server::{ListRow, json_response, list_json, rid};
 use crate::calendar::DaySpan;
 use wxcube_registry::Table;
+use wxcube_registry::{Kind, Source};
 
 /// `huge` answers at least this many bytes: beyond the 8 MiB a client should accept.
 pub const HUGE_BYTES: usize = 9 << 20;
@@ -30,41 +31,47 @@ const LONG_AGO: NaiveDate = match NaiveDate::from_ymd_opt(2015, 1, 1) {
     None => unreachable!(),
 };
 
-/// A row whose values are JSON text, so that they may be anything.
+/// A row whose values are JSON text, so that they may be anything (`None`: left out).
 #[derive(Clone, Debug)]
 pub struct RawRow {
     ref_date: NaiveDate,
-    fields: Vec<String>,
+    fields: Vec<Option<String>>,
 }
 
 impl From<&SimRow> for RawRow {
     fn from(row: &SimRow) -> Self {
-        Self { ref_date: row.ref_date, fields: row.fields.iter().map(i64::to_string).collect() }
+        let text = |v: &SimValue| (*v != SimValue::Absent).then(|| v.to_string());
+        Self { ref_date: row.ref_date, fields: row.fields.iter().map(text).collect() }
     }
 }
 
 impl ListRow for RawRow {
-    type Value = String;
-
     fn ref_date(&self) -> NaiveDate {
         self.ref_date
     }
 
-    fn values(&self) -> &[String] {
-        &self.fields
+    fn write_value(&self, i: usize, out: &mut String) -> bool {
+        match &self.fields[i] {
+            Some(text) => {
+                out.push_str(text);
+                true
+            }
+            None => false,
+        }
     }
 }
 
 /// The answer an envelope fault gives instead of `rows`, the real answer for `range`.
-pub fn envelope(strike: Strike, table: &Table, rows: &[SimRow], range: DaySpan) -> Response {
+/// `delayed` is the answer's `is_delay`, for the tables that have one.
+pub fn envelope(strike: Strike, table: &Table, rows: &[SimRow], range: DaySpan, delayed: Option<bool>) -> Response {
     match strike.kind {
         FaultKind::Busy => busy(strike.nth),
         FaultKind::Http5xx => http_5xx(strike.nth),
-        FaultKind::BadJson => bad_json(strike.nth, list_json(table, rows)),
-        FaultKind::Drop => dropped(list_json(table, rows)),
-        FaultKind::Huge => json_response(huge(table, &rows_or_stand_in(table, rows, range))),
+        FaultKind::BadJson => bad_json(strike.nth, list_json(table, rows, delayed)),
+        FaultKind::Drop => dropped(list_json(table, rows, delayed)),
+        FaultKind::Huge => json_response(huge(table, &rows_or_stand_in(table, rows, range), delayed)),
         FaultKind::Deep => json_response(deep()),
-        FaultKind::Absurd => json_response(absurd(strike.nth, table, rows, range)),
+        FaultKind::Absurd => json_response(absurd(strike.nth, table, rows, range, delayed)),
         data => unreachable!("{data} is not an envelope fault"),
     }
 }
@@ -120,11 +127,11 @@ pub(super) fn dropped(real: String) -> Response {
 }
 
 /// A valid list of at least [`HUGE_BYTES`]: `rows` over and over.
-fn huge(table: &Table, rows: &[SimRow]) -> String {
-    let per_copy = list_json(table, rows).len() - r#"{"list":[]}"#.len() + 1;
+fn huge(table: &Table, rows: &[SimRow], delayed: Option<bool>) -> String {
+    let per_copy = list_json(table, rows, None).len() - r#"{"list":[]}"#.len() + 1;
     let times = HUGE_BYTES / per_copy + 1;
     let repeated: Vec<&SimRow> = rows.iter().cycle().take(rows.len() * times).collect();
-    list_json(table, &repeated)
+    list_json(table, &repeated, delayed)
 }
 
 /// A list nested [`DEEP_LEVELS`] deep: valid JSON that a recursive parser may choke on.
@@ -134,17 +141,23 @@ fn deep() -> String {
 
 /// The real list with one count no integer type holds: past u64, past f64, or such a number as
 /// a string.
-fn absurd(nth: u64, table: &Table, rows: &[SimRow], range: DaySpan) -> String {
+fn absurd(nth: u64, table: &Table, rows: &[SimRow], range: DaySpan, delayed: Option<bool>) -> String {
     const ABSURD: [&str; 3] = ["123456789012345678901234567890", "1e400", r#""123456789012345678901234567890""#];
     let mut rows: Vec<RawRow> = rows_or_stand_in(table, rows, range).iter().map(RawRow::from).collect();
     set(&mut rows[0], count_field(table), ABSURD[(nth % 3) as usize]);
-    list_json(table, &rows)
+    list_json(table, &rows, delayed)
 }
 
 /// The real list altered by the data faults in `strikes`; returns it with its number of rows.
 /// Rows are added as copies of the first row, before `negative_count` alters that row and
 /// `non_integer_count` the last row of the real list (the same row when there is only one).
-pub fn altered_list(strikes: &[Strike], table: &Table, mut rows: Vec<SimRow>, range: DaySpan) -> (String, usize) {
+pub fn altered_list(
+    strikes: &[Strike],
+    table: &Table,
+    mut rows: Vec<SimRow>,
+    range: DaySpan,
+    delayed: Option<bool>,
+) -> (String, usize) {
     let struck = |kind: FaultKind| strikes.iter().find(|s| s.kind == kind);
     let alters = struck(FaultKind::NegativeCount).or(struck(FaultKind::NonIntegerCount));
     if rows.is_empty() && alters.is_some() {
@@ -164,7 +177,7 @@ pub fn altered_list(strikes: &[Strike], table: &Table, mut rows: Vec<SimRow>, ra
     if let Some(strike) = struck(FaultKind::NonIntegerCount) {
         set(&mut raw[real - 1], count_field(table), if strike.nth.is_multiple_of(2) { "2.5" } else { r#""many""# });
     }
-    (list_json(table, &raw), raw.len())
+    (list_json(table, &raw, delayed), raw.len())
 }
 
 /// A copy of the first row, dated long before the window.
@@ -174,34 +187,45 @@ fn out_of_window(table: &Table, rows: &[SimRow], range: DaySpan) -> SimRow {
     SimRow { ref_date: date, ..first_or_stand_in(table, rows, range) }
 }
 
-/// A copy of the first row with a code the documentation does not list: `msg_type` 99, or
-/// `count_interval` 9. Nothing for a table that has neither.
+/// A copy of the first row with a code the documentation does not list: `msg_type` 99,
+/// `count_interval` 9, or 99 in another table's first coded field. Nothing for a table
+/// without codes.
 fn unknown_code(table: &Table, rows: &[SimRow], range: DaySpan) -> Option<SimRow> {
-    let (field, code) = match table.field_index("msg_type") {
-        Some(i) => (i, 99),
-        None => (table.field_index("count_interval")?, 9),
+    let (field, code) = match (table.field_index("msg_type"), table.field_index("count_interval")) {
+        (Some(i), _) => (i, 99),
+        (None, Some(i)) => (i, 9),
+        (None, None) => (*table.labels.keys().next()?, 99),
     };
     let mut row = first_or_stand_in(table, rows, range);
-    row.fields[field] = code;
+    row.fields[field] = SimValue::Int(code);
     Some(row)
 }
 
-/// Makes a row's `msg_user` negative.
+/// The fields of the table's counts, in column order (`msg_user` before `msg_count`).
+fn measures(table: &Table) -> impl Iterator<Item = usize> + '_ {
+    table.columns.iter().filter(|c| c.measure).filter_map(|c| match c.source {
+        Source::Field { field, .. } => Some(field),
+        _ => None,
+    })
+}
+
+/// Makes a row's first count (`msg_user` in the message tables) negative.
 fn negative_count(table: &Table, row: &mut SimRow) {
-    if let Some(field) = table.field_index("msg_user") {
-        row.fields[field] = -row.fields[field].max(1);
+    if let Some(field) = measures(table).next() {
+        let v = row.fields[field].int().unwrap_or(0);
+        row.fields[field] = SimValue::Int(-v.max(1));
     }
 }
 
-/// The count a non-integer or absurd value replaces: `msg_count`, or `msg_user` in tables
-/// without one (the distributions).
+/// The count a non-integer or absurd value replaces: the last one (`msg_count`, or
+/// `msg_user` in the distributions).
 fn count_field(table: &Table) -> Option<usize> {
-    table.field_index("msg_count").or_else(|| table.field_index("msg_user"))
+    measures(table).last()
 }
 
 fn set(row: &mut RawRow, field: Option<usize>, json: &str) {
     if let Some(i) = field {
-        row.fields[i] = json.to_string();
+        row.fields[i] = Some(json.to_string());
     }
 }
 
@@ -213,14 +237,25 @@ fn rows_or_stand_in(table: &Table, rows: &[SimRow], range: DaySpan) -> Vec<SimRo
     if rows.is_empty() { vec![stand_in(table, range.first())] } else { rows.to_vec() }
 }
 
-/// A plausible row dated `date`: midnight, text messages or the "1-5" interval, one user, one
-/// message.
+/// A plausible row dated `date`: counts of one, the first documented code, midnight (hour
+/// fields 0), an article `1000000001_1` with one day of figures, and so on.
 fn stand_in(table: &Table, date: NaiveDate) -> SimRow {
-    let value = |name: &str| match name {
-        "msg_type" | "count_interval" | "msg_user" | "msg_count" => 1,
-        _ => 0,
-    };
-    SimRow { ref_date: date, fields: table.api_fields.iter().map(|f| value(f)).collect() }
+    let counts: Vec<usize> = measures(table).collect();
+    let fields = table
+        .api_fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.kind {
+            Kind::Int if counts.contains(&i) => SimValue::Int(1),
+            Kind::Int => SimValue::Int(table.labels.get(&i).and_then(|l| l.keys().next().copied()).unwrap_or(0)),
+            Kind::Float => SimValue::float(0.5),
+            Kind::Text => SimValue::Text("1000000001_1".into()),
+            Kind::Date => SimValue::Text(date.to_string()),
+            Kind::Bool => SimValue::Raw("false".into()),
+            Kind::Structs(_) => SimValue::Raw("[]".into()),
+        })
+        .collect();
+    SimRow { ref_date: date, fields }
 }
 
 #[cfg(test)]
@@ -249,7 +284,7 @@ mod tests {
 
     fn row(table: &Table, date: &str, fields: &[i64]) -> SimRow {
         assert_eq!(fields.len(), table.api_fields.len());
-        SimRow { ref_date: d(date), fields: fields.to_vec() }
+        SimRow { ref_date: d(date), fields: fields.iter().map(|&v| SimValue::Int(v)).collect() }
     }
 
     fn march() -> DaySpan {
@@ -269,7 +304,7 @@ mod tests {
             strike(FaultKind::NegativeCount, 0),
             strike(FaultKind::NonIntegerCount, 0),
         ];
-        let (body, n) = altered_list(&strikes, msg(), rows, march());
+        let (body, n) = altered_list(&strikes, msg(), rows, march(), None);
         let list = list(&body);
         assert_eq!(n, 4);
         assert_eq!(
@@ -293,20 +328,20 @@ mod tests {
     #[test]
     fn data_faults_work_on_empty_lists_too() {
         let early = DaySpan::new(d("2015-02-02"), d("2015-02-08")).unwrap();
-        let (body, n) = altered_list(&[strike(FaultKind::OutOfWindow, 0)], msg(), Vec::new(), early);
+        let (body, n) = altered_list(&[strike(FaultKind::OutOfWindow, 0)], msg(), Vec::new(), early, None);
         assert_eq!((n, list(&body)[0]["ref_date"].as_str()), (1, Some("2012-02-02")));
-        let (body, _) = altered_list(&[strike(FaultKind::UnknownCode, 0)], dist(), Vec::new(), march());
+        let (body, _) = altered_list(&[strike(FaultKind::UnknownCode, 0)], dist(), Vec::new(), march(), None);
         assert_eq!(list(&body)[0]["count_interval"], 9);
-        let (body, _) = altered_list(&[strike(FaultKind::NonIntegerCount, 1)], dist(), Vec::new(), march());
+        let (body, _) = altered_list(&[strike(FaultKind::NonIntegerCount, 1)], dist(), Vec::new(), march(), None);
         assert_eq!(list(&body)[0]["msg_user"], "many");
-        let (body, _) = altered_list(&[strike(FaultKind::NegativeCount, 0)], dist(), Vec::new(), march());
+        let (body, _) = altered_list(&[strike(FaultKind::NegativeCount, 0)], dist(), Vec::new(), march(), None);
         assert_eq!(list(&body)[0]["msg_user"], -1);
     }
 
     #[test]
     fn absurd_counts_fit_no_integer() {
         let rows = [row(dist(), "2024-03-02", &[1, 5])];
-        let bodies: Vec<String> = (0..3).map(|nth| absurd(nth, dist(), &rows, march())).collect();
+        let bodies: Vec<String> = (0..3).map(|nth| absurd(nth, dist(), &rows, march(), None)).collect();
         assert!(bodies[0].contains(r#""msg_user":123456789012345678901234567890,"#), "{}", bodies[0]);
         assert!(bodies[1].contains(r#""msg_user":1e400,"#), "{}", bodies[1]);
         assert!(bodies[2].contains(r#""msg_user":"123456789012345678901234567890","#), "{}", bodies[2]);
@@ -316,7 +351,7 @@ mod tests {
     #[test]
     fn huge_and_deep_bodies() {
         let rows = [row(msg(), "2024-03-02", &[1, 10, 20])];
-        let body = huge(msg(), &rows);
+        let body = huge(msg(), &rows, None);
         assert!(body.len() > HUGE_BYTES && body.len() < HUGE_BYTES + 1024, "{}", body.len());
         assert!(list(&body).iter().all(|r| r["msg_count"] == 20));
         let deep = deep();

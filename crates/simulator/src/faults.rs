@@ -127,6 +127,10 @@ pub struct Faults {
     /// Appids whose datacube calls answer 48001 "api unauthorized".
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unauthorized: Vec<String>,
+    /// Per family (`message`, `user`, `article`, `interface`), appids whose calls to that
+    /// family's endpoints answer 48001: a third-party platform not granted its permission set.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unauthorized_families: BTreeMap<String, Vec<String>>,
     /// Span enforced per table (by table or endpoint name), on top of
     /// [`super::SimConfig::max_span_days`]; wider windows answer 61501.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -327,6 +331,13 @@ impl Faults {
             return Err(InvalidFaults(
                 "an unauthorized appid is empty: name the account, e.g. wxdemo000000000002".into(),
             ));
+        }
+        for family in self.unauthorized_families.keys() {
+            if !wxcube_registry::Family::ALL.iter().any(|f| f.name() == family) {
+                return Err(InvalidFaults(format!(
+                    "unauthorized_families: unknown family '{family}': use message, user, article or interface"
+                )));
+            }
         }
         self.max_span_days = canonical_spans(&self.max_span_days)?;
         Ok(self)

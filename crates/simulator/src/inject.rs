@@ -122,6 +122,11 @@ impl Injector {
         Some(Duration::from_millis(base.saturating_add(extra)))
     }
 
+    /// Whether `appid` may not call the endpoints of `family` (48001).
+    pub fn unauthorized_for(&self, appid: &str, family: wxcube_registry::Family) -> bool {
+        self.faults.unauthorized_families.get(family.name()).is_some_and(|ids| ids.iter().any(|a| a == appid))
+    }
+
     /// The limit a call of `appid` to `endpoint` runs into, if any; counts the call. `today`
     /// is the simulated Beijing date, `minute` the machine's minutes since the epoch. A call
     /// counts against the per-minute limit once past the daily quota, and against the daily

@@ -58,6 +58,7 @@ pub mod accounts;
 mod broken;
 pub mod calendar;
 pub mod data;
+pub mod families;
 #[cfg(test)]
 mod fault_tests;
 pub mod faults;
@@ -151,12 +152,27 @@ pub struct FaultArgs {
     /// Answers this account's datacube calls with 48001 (api unauthorized). Repeatable.
     #[arg(long, value_name = "APPID", value_parser = parse_appid)]
     pub unauthorized: Vec<String>,
+    /// Answers this account's calls to one family's endpoints with 48001, as for a third-party
+    /// platform without that family's permission set: FAMILY=APPID (message, user, article,
+    /// interface). Repeatable.
+    #[arg(long, value_name = "FAMILY=APPID", value_parser = parse_family_appid)]
+    pub unauthorized_family: Vec<(String, String)>,
     /// Seeds the random draws of fault rates and latency jitter.
     #[arg(long, value_name = "N", value_parser = whole("a whole number", "42"))]
     pub fault_seed: Option<u64>,
     /// A whole faults object, as `GET /_sim/faults` shows it, e.g. '{"busy":{"rate":0.1}}'.
     #[arg(long, value_name = "JSON", value_parser = |s: &str| faults::parse_faults_json(s).map(Box::new))]
     pub faults_json: Option<Box<Faults>>,
+}
+
+/// `FAMILY=APPID`, for `--unauthorized-family`.
+fn parse_family_appid(s: &str) -> Result<(String, String), String> {
+    let (family, appid) =
+        s.split_once('=').ok_or_else(|| format!("'{s}' is not FAMILY=APPID, e.g. user=wxdemo000000000002"))?;
+    if !wxcube_registry::Family::ALL.iter().any(|f| f.name() == family) {
+        return Err(format!("unknown family '{family}': use message, user, article or interface"));
+    }
+    Ok((family.to_string(), parse_appid(appid)?))
 }
 
 impl FaultArgs {
@@ -176,6 +192,9 @@ impl FaultArgs {
         faults.daily_quota = self.daily_quota.or(faults.daily_quota);
         faults.per_minute_limit = self.per_minute_limit.or(faults.per_minute_limit);
         faults.unauthorized.extend(self.unauthorized.iter().cloned());
+        for (family, appid) in &self.unauthorized_family {
+            faults.unauthorized_families.entry(family.clone()).or_default().push(appid.clone());
+        }
         faults.validated()
     }
 }
@@ -356,6 +375,8 @@ mod tests {
             "wxdemo000000000002",
             "--unauthorized",
             "wxdemo000000000003",
+            "--unauthorized-family",
+            "user=wxdemo000000000004",
             "--fault-seed",
             "42",
             "--fault",
@@ -374,6 +395,7 @@ mod tests {
             daily_quota: Some(10),
             per_minute_limit: Some(6),
             unauthorized: vec!["wxdemo000000000002".into(), "wxdemo000000000003".into()],
+            unauthorized_families: BTreeMap::from([("user".to_string(), vec!["wxdemo000000000004".to_string()])]),
             seed: 42,
             authorizer_lost: Trigger::count(1),
             authorizer_latency_ms: 300,
@@ -398,6 +420,8 @@ mod tests {
             (&["--latency-ms", "5s"], "'5s' is not a whole number of milliseconds: write e.g. 250"),
             (&["--daily-quota=-1"], "'-1' is not a whole number of calls"),
             (&["--unauthorized", ""], "not an appid"),
+            (&["--unauthorized-family", "wxdemo000000000001"], "is not FAMILY=APPID"),
+            (&["--unauthorized-family", "users=wxdemo000000000001"], "unknown family 'users'"),
             (&["--faults-json", "{\"busy\":2}"], "not a faults object"),
             (&["--faults-json", "{\"busy\":{\"rate\":7}}"], "not a probability"),
         ] {

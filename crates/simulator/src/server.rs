@@ -20,7 +20,7 @@
 //!   them and answers 400 with the reason for unknown keys or bad values.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,14 +40,14 @@ use tokio::time::Instant;
 
 use super::accounts::{self, Accounts};
 use super::broken;
-use super::data::{self, SimRow};
+use super::data::{self, SimRow, SimValue};
 use super::faults::{self, Faults, InvalidFaults};
 use super::inject::{Injector, Limit};
 use super::platform;
 use super::stats::{DatacubeRequest, Recorder, SimStats};
 use super::tokens::{Issued, TokenCheck, TokenStore};
 use crate::calendar::{self, DATA_FLOOR, DaySpan};
-use wxcube_registry::{self as registry, Table};
+use wxcube_registry::{self as registry, Family, Node, Shape, Table};
 
 /// The simulated wall clock, which decides "yesterday" and whether it is published yet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -522,7 +522,10 @@ async fn datacube(
         tokio::time::sleep(latency).await;
     }
     let response = match answer_datacube(&s, ep, query.as_deref(), &body, &mut seen) {
-        Answer::List(rows, range) => list_response(&s, &ep.table, rows, range, &mut seen),
+        Answer::List(rows, range) => {
+            let delayed = ep.table.reports_delay().then(|| data::delayed(range, s.clock.now()));
+            list_response(&s, &ep.table, rows, range, delayed, &mut seen)
+        }
         Answer::Error(e) => {
             seen.errcode = e.code();
             e.into_response()
@@ -560,6 +563,10 @@ fn answer_datacube(
     seen.appid = Some(appid.clone());
     let now = s.clock.now();
     let minute = Utc::now().timestamp().div_euclid(60);
+    if lock(&s.inject).unauthorized_for(&appid, ep.table.family) {
+        seen.faults.push("unauthorized_family".into());
+        return Answer::Error(Limit::Unauthorized.into());
+    }
     let limit = lock(&s.inject).limit(&appid, &ep.table.endpoint, calendar::beijing_day(now), minute);
     if let Some(limit) = limit {
         seen.faults.push(limit.name().into());
@@ -575,10 +582,10 @@ fn answer_datacube(
         return Answer::Error(ApiError::DateFormat);
     };
     let span = lock(&s.inject).max_span(&ep.table.name).unwrap_or(ep.max_span_days);
-    match check_range(begin, end, span, now) {
+    match check_range(begin, end, span, now, ep.table.floor) {
         Some(range) => Answer::List(data::window_rows(&ep.table, &appid, range, now), range),
         None => {
-            if check_range(begin, end, ep.table.max_span_days, now).is_some() {
+            if check_range(begin, end, ep.table.max_span_days, now, ep.table.floor).is_some() {
                 seen.faults.push("max_span".into());
             }
             Answer::Error(ApiError::DateRange)
@@ -661,6 +668,7 @@ fn list_response(
     table: &Table,
     rows: Vec<SimRow>,
     range: DaySpan,
+    delayed: Option<bool>,
     seen: &mut DatacubeRequest,
 ) -> Response {
     let (envelope, data) = {
@@ -671,81 +679,166 @@ fn list_response(
         }
     };
     if let Some(strike) = envelope {
-        let response = broken::envelope(strike, table, &rows, range);
+        let response = broken::envelope(strike, table, &rows, range, delayed);
         seen.faults.push(strike.kind.name().into());
         (seen.errcode, seen.status) = (-1, response.status().as_u16());
         return response;
     }
     if data.is_empty() {
         seen.rows = rows.len();
-        return json_response(list_json(table, &rows));
+        return json_response(list_json(table, &rows, delayed));
     }
     seen.faults.extend(data.iter().map(|strike| strike.kind.name().to_string()));
-    let (body, rows) = broken::altered_list(&data, table, rows, range);
+    let (body, rows) = broken::altered_list(&data, table, rows, range, delayed);
     seen.rows = rows;
     json_response(body)
 }
 
-/// The range, if the service accepts it: not inverted, not before the data floor, not after
-/// yesterday in Beijing (yesterday itself is accepted even before it is published), and at
-/// most `max_span_days` days, both ends counted.
-fn check_range(begin: NaiveDate, end: NaiveDate, max_span_days: u32, now: DateTime<Utc>) -> Option<DaySpan> {
+/// The range, if the service accepts it: not inverted, not before the table's data floor, not
+/// after yesterday in Beijing (yesterday itself is accepted even before it is published), and
+/// at most `max_span_days` days, both ends counted.
+fn check_range(
+    begin: NaiveDate,
+    end: NaiveDate,
+    max_span_days: u32,
+    now: DateTime<Utc>,
+    floor: NaiveDate,
+) -> Option<DaySpan> {
     let yesterday = calendar::beijing_day(now) - Days::new(1);
     let range = DaySpan::new(begin, end)?;
-    (begin >= DATA_FLOOR && end <= yesterday && range.count() <= max_span_days).then_some(range)
+    (begin >= floor.max(DATA_FLOOR) && end <= yesterday && range.count() <= max_span_days).then_some(range)
 }
 
 /// A row as [`list_json`] writes it: its date and the table's API fields, in order.
 pub(super) trait ListRow {
-    type Value: fmt::Display;
     fn ref_date(&self) -> NaiveDate;
-    fn values(&self) -> &[Self::Value];
+    /// Appends API field `i`'s JSON text to `out`; false (and nothing appended) when the row
+    /// leaves the field out.
+    fn write_value(&self, i: usize, out: &mut String) -> bool;
 }
 
 impl ListRow for SimRow {
-    type Value = i64;
-
     fn ref_date(&self) -> NaiveDate {
         self.ref_date
     }
 
-    fn values(&self) -> &[i64] {
-        &self.fields
+    fn write_value(&self, i: usize, out: &mut String) -> bool {
+        match &self.fields[i] {
+            SimValue::Absent => return false,
+            SimValue::Int(v) => {
+                let _ = write!(out, "{v}");
+            }
+            other => {
+                let _ = write!(out, "{other}");
+            }
+        }
+        true
     }
 }
 
 impl<R: ListRow> ListRow for &R {
-    type Value = R::Value;
-
     fn ref_date(&self) -> NaiveDate {
         (*self).ref_date()
     }
 
-    fn values(&self) -> &[R::Value] {
-        (*self).values()
+    fn write_value(&self, i: usize, out: &mut String) -> bool {
+        (*self).write_value(i, out)
     }
 }
 
-/// `{"list":[…]}` with each row's fields in the registry's order, then `user_source`, as the
-/// real service sends it. Written by hand: it is the hot path of benchmarks.
-pub(super) fn list_json<R: ListRow>(table: &Table, rows: &[R]) -> String {
-    let keys: Vec<String> = table.api_fields.iter().map(|f| Value::from(f.as_str()).to_string()).collect();
-    let extra = if table.field_index("user_source").is_none() { r#","user_source":0"# } else { "" };
-    let mut out = String::with_capacity(16 + rows.len() * (32 + 16 * keys.len()));
+/// `{"list":[…]}` with each row's fields where the registry's shape puts them, in its order
+/// (a message table's rows then get `user_source`, as the real service sends it), and the
+/// 2025 article family's `is_delay` when `delayed` says. Written by hand: it is the hot path
+/// of benchmarks.
+pub(super) fn list_json<R: ListRow>(table: &Table, rows: &[R], delayed: Option<bool>) -> String {
+    let extra = if table.family == Family::Message && table.field_index("user_source").is_none() {
+        r#","user_source":0"#
+    } else {
+        ""
+    };
+    let nested = table.shape.keys.iter().any(|(_, n)| !matches!(n, Node::Field(_)));
+    let mut out = String::with_capacity(16 + rows.len() * (32 + 16 * table.api_fields.len()));
     out.push_str(r#"{"list":["#);
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    if nested {
+        // Consecutive rows with the same enclosing object (an article and its days) are one.
+        let heads: Vec<Vec<String>> =
+            rows.iter().map(|row| object_parts(&table.shape, std::slice::from_ref(row), false)).collect();
+        let mut start = 0;
+        while start < rows.len() {
+            let end = (start..rows.len()).find(|&k| heads[k] != heads[start]).unwrap_or(rows.len());
+            if start > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, r#"{{"ref_date":"{}""#, rows[start].ref_date());
+            for part in object_parts(&table.shape, &rows[start..end], true) {
+                out.push(',');
+                out.push_str(&part);
+            }
+            out.push('}');
+            start = end;
         }
-        let _ = write!(out, r#"{{"ref_date":"{}""#, row.ref_date());
-        for (key, value) in keys.iter().zip(row.values()) {
-            let _ = write!(out, ",{key}:{value}");
+    } else {
+        let keys: Vec<(String, usize)> = table
+            .shape
+            .keys
+            .iter()
+            .filter_map(|(k, n)| match n {
+                Node::Field(i) => Some((Value::from(k.as_str()).to_string(), *i)),
+                _ => None,
+            })
+            .collect();
+        for (n, row) in rows.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, r#"{{"ref_date":"{}""#, row.ref_date());
+            for (key, i) in &keys {
+                let mark = out.len();
+                let _ = write!(out, ",{key}:");
+                if !row.write_value(*i, &mut out) {
+                    out.truncate(mark);
+                }
+            }
+            out.push_str(extra);
+            out.push('}');
         }
-        out.push_str(extra);
-        out.push('}');
     }
-    out.push_str("]}");
+    out.push(']');
+    if let Some(delayed) = delayed {
+        let _ = write!(out, r#","is_delay":{delayed}"#);
+    }
+    out.push('}');
     out
+}
+
+/// The `"key":value` texts of `shape` for `rows`, which share every value outside the rows
+/// array: those are taken from the first. `with_rows`: include the rows array, one object per
+/// row. Fields a row leaves out are left out.
+fn object_parts<R: ListRow>(shape: &Shape, rows: &[R], with_rows: bool) -> Vec<String> {
+    let mut parts = Vec::with_capacity(shape.keys.len());
+    for (key, node) in &shape.keys {
+        let key = Value::from(key.as_str()).to_string();
+        match node {
+            Node::Field(i) => {
+                let mut value = String::new();
+                if rows[0].write_value(*i, &mut value) {
+                    parts.push(format!("{key}:{value}"));
+                }
+            }
+            Node::Object(inner) => {
+                parts.push(format!("{key}:{{{}}}", object_parts(inner, &rows[..1], false).join(",")))
+            }
+            Node::Rows(inner) if with_rows => {
+                let elements: Vec<String> = rows
+                    .iter()
+                    .map(|row| format!("{{{}}}", object_parts(inner, std::slice::from_ref(row), false).join(",")))
+                    .collect();
+                parts.push(format!("{key}:[{}]", elements.join(",")));
+            }
+            Node::Rows(_) => {}
+        }
+    }
+    parts
 }
 
 async fn get_stats(State(s): State<Arc<SimState>>) -> Response {
@@ -933,7 +1026,7 @@ mod tests {
         let now = c.sim.state.clock.now();
         for account in [1, 2] {
             let token = c.token(account).await;
-            for table in registry::tables() {
+            for table in registry::tables().iter().filter(|t| t.family == Family::Message) {
                 let (begin, end) = ("2024-02-01", "2024-02-07");
                 let end = if table.max_span_days == 1 { begin } else { end };
                 let response = c
@@ -953,8 +1046,8 @@ mod tests {
                 for (row, want) in list.iter().zip(&expected) {
                     assert_eq!(row["ref_date"], want.ref_date.to_string());
                     assert_eq!(row["user_source"], 0);
-                    for (name, value) in table.api_fields.iter().zip(&want.fields) {
-                        assert_eq!(row[name], *value, "{table} {name}");
+                    for (field, value) in table.api_fields.iter().zip(&want.fields) {
+                        assert_eq!(row[&field.path], value.int().unwrap(), "{table} {}", field.path);
                     }
                     assert_eq!(row.as_object().unwrap().len(), table.api_fields.len() + 2);
                 }
@@ -1139,12 +1232,39 @@ mod tests {
     #[test]
     fn list_json_keeps_the_field_order() {
         let t = registry::find("upstream_msg_hour").unwrap();
-        let rows = [SimRow { ref_date: d("2024-03-11"), fields: vec![2300, 1, 2, 3] }];
+        let fields = [2300, 1, 2, 3].map(SimValue::Int).to_vec();
+        let rows = [SimRow { ref_date: d("2024-03-11"), fields }];
         assert_eq!(
-            list_json(t, &rows),
+            list_json(t, &rows, None),
             r#"{"list":[{"ref_date":"2024-03-11","ref_hour":2300,"msg_type":1,"msg_user":2,"msg_count":3,"user_source":0}]}"#
         );
-        assert_eq!(list_json::<SimRow>(t, &[]), r#"{"list":[]}"#);
+        assert_eq!(list_json::<SimRow>(t, &[], None), r#"{"list":[]}"#);
+    }
+
+    #[test]
+    fn nested_tables_nest_their_rows_back() {
+        let t = registry::find("article_total_detail").unwrap();
+        let row = |stat_date: &str, read_user: i64| {
+            let mut fields = vec![SimValue::Absent; t.api_fields.len()];
+            let mut set = |path: &str, v: SimValue| fields[t.field_index(path).unwrap()] = v;
+            set("msgid", SimValue::Text("2247483720_1".into()));
+            set("publish_type", SimValue::Int(0));
+            set("detail_list.stat_date", SimValue::Text(stat_date.into()));
+            set("detail_list.read_user", SimValue::Int(read_user));
+            set("detail_list.read_finish_rate", SimValue::float(0.666666686535));
+            set("detail_list.read_jump_position", SimValue::Raw(r#"[{"position":1,"rate":1}]"#.into()));
+            SimRow { ref_date: d("2026-03-09"), fields }
+        };
+        let body = list_json(t, &[row("2026-03-09", 3), row("2026-03-10", 5)], Some(false));
+        let expected = r#"{"list":[{"ref_date":"2026-03-09","msgid":"2247483720_1","publish_type":0,"detail_list":[{"stat_date":"2026-03-09","read_user":3,"read_finish_rate":0.666666686535,"read_jump_position":[{"position":1,"rate":1}]},{"stat_date":"2026-03-10","read_user":5,"read_finish_rate":0.666666686535,"read_jump_position":[{"position":1,"rate":1}]}]}],"is_delay":false}"#;
+        assert_eq!(body, expected);
+        let b = registry::find("article_share").unwrap();
+        let fields = vec![SimValue::Text("2247490098_1".into()), SimValue::Int(366)];
+        let body = list_json(b, &[SimRow { ref_date: d("2025-11-01"), fields }], Some(true));
+        assert_eq!(
+            body,
+            r#"{"list":[{"ref_date":"2025-11-01","msgid":"2247490098_1","detail":{"share_user":366}}],"is_delay":true}"#
+        );
     }
 
     #[test]

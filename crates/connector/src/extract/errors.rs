@@ -14,6 +14,9 @@ pub enum Scope {
     Cell,
     /// This table, for this account, for the rest of the run (45009: quota used up today).
     TableForAccount,
+    /// Every table of this table's family, for this account (48001: the account, or the
+    /// third-party platform calling for it, is not authorised for the family).
+    FamilyForAccount,
     /// Everything of this account (bad secret, no permission).
     Account,
 }
@@ -41,7 +44,8 @@ pub fn classify(code: i64) -> Class {
         40001 | 40014 | 42001 => Class::TokenRejected,
         61501 => Class::RangeTooWide,
         45009 | 47009 => Class::Permanent(Scope::TableForAccount),
-        40013 | 40125 | 40164 | 89503 | 48001 | 40002 | 41002 | 41004 | 61023 => Class::Permanent(Scope::Account),
+        48001 => Class::Permanent(Scope::FamilyForAccount),
+        40013 | 40125 | 40164 | 89503 | 40002 | 41002 | 41004 | 61023 => Class::Permanent(Scope::Account),
         _ => Class::Permanent(Scope::Cell),
     }
 }
@@ -107,7 +111,8 @@ mod tests {
         for c in [40001, 40014, 42001] {
             assert_eq!(classify(c), Class::TokenRejected);
         }
-        for c in [40013, 40125, 40164, 89503, 48001, 61023] {
+        assert_eq!(classify(48001), Class::Permanent(Scope::FamilyForAccount));
+        for c in [40013, 40125, 40164, 89503, 61023] {
             assert_eq!(classify(c), Class::Permanent(Scope::Account), "{c}");
         }
         assert_eq!(classify(45009), Class::Permanent(Scope::TableForAccount));

@@ -37,7 +37,7 @@ use http::ApiClient;
 use retry::RetryPolicy;
 use spans::SpanMemory;
 use token::{HeldToken, Rejection, Renewals, TokenCache};
-use wxcube_registry::Table;
+use wxcube_registry::{Family, Table};
 
 /// Shared by all requests of a run.
 pub struct Extractor {
@@ -60,12 +60,17 @@ pub struct AccountSession {
     /// Tables stopped for this account (45009, 47009), with the reason: their requests still
     /// waiting are not sent either.
     pub stopped_tables: std::sync::Mutex<HashMap<String, String>>,
+    /// Families this account may not read (48001), with the reason.
+    pub stopped_families: std::sync::Mutex<HashMap<Family, String>>,
 }
 
 impl AccountSession {
     /// Why a request of `table` for this account must not be sent, if it must not.
     pub fn skip_reason(&self, table: &Table) -> Option<String> {
         if let Some(why) = self.failed.lock().unwrap().clone() {
+            return Some(why);
+        }
+        if let Some(why) = self.stopped_families.lock().unwrap().get(&table.family).cloned() {
             return Some(why);
         }
         self.stopped_tables.lock().unwrap().get(&table.name).cloned()
@@ -100,6 +105,7 @@ impl Extractor {
             permits: Semaphore::new(concurrency.max(1)),
             failed: std::sync::Mutex::new(None),
             stopped_tables: std::sync::Mutex::new(HashMap::new()),
+            stopped_families: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -282,6 +288,9 @@ impl Extractor {
 fn still_wanted(session: &AccountSession, table: &Table) -> Result<(), CallError> {
     if let Some(why) = session.failed.lock().unwrap().clone() {
         return Err(CallError::Skipped { why, scope: Scope::Account });
+    }
+    if let Some(why) = session.stopped_families.lock().unwrap().get(&table.family).cloned() {
+        return Err(CallError::Skipped { why, scope: Scope::FamilyForAccount });
     }
     if let Some(why) = session.stopped_tables.lock().unwrap().get(&table.name).cloned() {
         return Err(CallError::Skipped { why, scope: Scope::TableForAccount });

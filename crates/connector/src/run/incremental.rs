@@ -9,9 +9,10 @@ use super::{Context, RunConfig};
 use crate::plan;
 use crate::summary::FailedCell;
 
-/// Records, per (account, table) of the run, the last day up to which every cell is written:
-/// the end of the run, or the day before its first failed window, or before the first period
-/// that has not ended yet — never past a gap, and never back from what an earlier run recorded.
+/// Records, per (account, table) of the run, the last day up to which every cell is written
+/// and final: the end of the run, or the day before its first failed window, before the first
+/// window the API called not final (`is_delay`), or before the first period that has not ended
+/// yet — never past a gap, and never back from what an earlier run recorded.
 /// Written after all data is durable.
 pub(super) async fn save_state(
     ctx: &Context,
@@ -24,6 +25,7 @@ pub(super) async fn save_state(
     for (i, live) in ctx.accounts.iter().enumerate() {
         by_bucket.entry(ctx.dataset.bucket_of(&live.session.appid)).or_default().push(i);
     }
+    let delayed = ctx.delayed.lock().unwrap().clone();
     for (bucket, members) in by_bucket {
         // (appid, table, since if new, through): this run's progress, applied to the state as
         // it is when written, so that another run's progress in the same bucket is kept.
@@ -42,6 +44,9 @@ pub(super) async fn save_state(
                 for cell in failed.iter().filter(|c| c.appid == appid && c.table == table.name) {
                     let begin = crate::dates::parse_date(&cell.begin).expect("cells carry dates");
                     through = through.min(begin - Days::new(1));
+                }
+                for (_, _, window) in delayed.iter().filter(|(a, t, _)| a.as_str() == appid && *t == table.name) {
+                    through = through.min(window.begin() - Days::new(1));
                 }
                 let planned = units.iter().any(|u| u.table.name == table.name && u.members.contains(&i));
                 if !planned && through >= range.begin() {

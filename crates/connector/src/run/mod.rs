@@ -143,6 +143,14 @@ impl Live {
                 stopped.entry(table.name.clone()).or_insert_with(|| format!("skipped, table stopped earlier: {why}"));
                 news
             }
+            Scope::FamilyForAccount => {
+                let mut stopped = self.session.stopped_families.lock().unwrap();
+                let news = !stopped.contains_key(&table.family);
+                stopped
+                    .entry(table.family)
+                    .or_insert_with(|| format!("skipped, the {} family stopped earlier: {why}", table.family));
+                news
+            }
             Scope::Cell => true,
         }
     }
@@ -164,6 +172,9 @@ struct Context {
     rows: AtomicU64,
     /// Undeclared fields already reported in the log.
     unknown_fields_seen: Mutex<BTreeSet<String>>,
+    /// Windows whose answer said `is_delay: true`, per (appid, table): written, but not final,
+    /// so incremental state stays before them and the next run fetches them again.
+    delayed: Mutex<Vec<(AppId, String, DateRange)>>,
 }
 
 impl Context {
@@ -243,6 +254,7 @@ async fn start(
         progress: Progress::start(units.iter().map(|u| u.members.len() as u64).sum()),
         rows: AtomicU64::new(0),
         unknown_fields_seen: Mutex::default(),
+        delayed: Mutex::default(),
     })
 }
 
@@ -581,7 +593,14 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
     let stats = &ctx.stats[&table.name];
     let fetched = ctx.extractor.fetch_periods(&live.session, table, &window.periods, &stats.requests).await.map_err(
         |failure| {
-            let why = format!("{}: {}", table.endpoint, failure.error);
+            let mut why = format!("{}: {}", table.endpoint, failure.error);
+            if failure.scope == Scope::FamilyForAccount && !matches!(failure.error, CallError::Skipped { .. }) {
+                let set = table.family.permission_set().map(|n| format!(" (permission set {n})")).unwrap_or_default();
+                why.push_str(&format!(
+                    "; the {} family{set} is not authorised for this account, its other families go on",
+                    table.family
+                ));
+            }
             let news = live.stop(failure.scope, table, &why) && !matches!(failure.error, CallError::Stopped);
             CellError { why, news }
         },
@@ -604,6 +623,10 @@ async fn fetch_rows(ctx: &Context, live: &Live, table: &Table, window: &Window) 
         }
         stats.out_of_window.fetch_add(counters.out_of_window, Ordering::Relaxed);
         stats.unknown_codes.fetch_add(counters.unknown_codes, Ordering::Relaxed);
+        if counters.delayed {
+            tracing::info!(appid = %live.session.appid, table = %table, window = %range, "the API says these figures are not final yet (is_delay): written, and fetched again by the next incremental run");
+            ctx.delayed.lock().unwrap().push((live.session.appid.clone(), table.name.clone(), range));
+        }
     }
     Ok(rows)
 }

@@ -92,13 +92,18 @@ impl Prepared {
             RangeSpec::Incremental { start, lookback_days, end } => {
                 let bucket = crate::write::layout::bucket_of(&account.appid, self.buckets);
                 let done = self.states.get(&bucket).and_then(|s| s.get(account.appid.as_str(), &table.name));
+                // A table whose figures keep changing (an article's running totals) is fetched
+                // again over its own look-back, if that is longer.
+                let lookback = u64::from(lookback_days.max(table.lookback_days));
                 let begin = match (done, start) {
-                    (Some(p), _) => (p.through.0 + Days::new(1) - Days::new(u64::from(lookback_days))).max(p.since.0),
+                    (Some(p), _) => (p.through.0 + Days::new(1) - Days::new(lookback)).max(p.since.0),
                     (None, Some(start)) => start,
                     (None, None) => {
                         return Err(RunError::NoState { appid: account.appid.to_string(), table: table.name.clone() });
                     }
                 };
+                // Not clamped to the table's own floor: the planner skips the days before it,
+                // and the state then records them as done (there is nothing to fetch there).
                 Ok(DateRange::new(begin.max(crate::dates::DATA_FLOOR), end))
             }
         }

@@ -101,7 +101,7 @@ pub fn sort_rows(table: &Table, batch: &RecordBatch) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::{Row, to_batch};
+    use crate::normalize::{Cell, Row, to_batch};
 
     fn table() -> &'static Table {
         wxcube_registry::find("upstream_msg").unwrap()
@@ -110,10 +110,16 @@ mod tests {
     /// Rows of (appid, msg_type, msg_user, msg_count) fetched at `at`.
     fn batch(rows: &[(&str, i64, i64, i64)], at: i64) -> RecordBatch {
         let date = crate::dates::parse_date("2024-03-01").unwrap();
-        let typed: Vec<(&str, Row)> =
-            rows.iter().map(|&(a, t, u, c)| (a, Row { ref_date: date, values: vec![t, u, c] })).collect();
+        let typed: Vec<(&str, Row)> = rows
+            .iter()
+            .map(|&(a, t, u, c)| (a, Row { ref_date: date, values: cells(&[t, u, c]), delayed: false }))
+            .collect();
         let pairs: Vec<(&str, &Row)> = typed.iter().map(|(a, r)| (*a, r)).collect();
         to_batch(table(), &pairs, at)
+    }
+
+    fn cells(values: &[i64]) -> Vec<Cell> {
+        values.iter().map(|&v| Cell::Int(v)).collect()
     }
 
     fn extracted_at(b: &RecordBatch) -> Vec<(String, i64)> {
