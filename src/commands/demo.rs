@@ -1,8 +1,8 @@
 //! `wxcube demo`: the whole pipeline with zero set-up.
 //!
-//! Starts the simulator in-process on a free loopback port, extracts every table for the last
-//! `--days` days for a few demo accounts into a local folder, and prints what it wrote with a
-//! DuckDB query to paste.
+//! Starts the simulator in-process on a free loopback port, extracts every table of every
+//! family (the legacy article tables too) for the last `--days` days for a few demo accounts
+//! into a local folder, and prints what it wrote with DuckDB queries to paste.
 
 use std::io::Write;
 use std::time::Duration;
@@ -76,5 +76,12 @@ pub async fn run(
         "  duckdb -c \"SELECT ref_date, msg_type_label, sum(msg_count) AS messages FROM read_parquet('{}/upstream_msg/*/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY ALL DESC LIMIT 10\"\n",
         dir.display()
     )?;
+    writeln!(out, "and article readers by read source (a list column, one row per source with UNNEST):\n")?;
+    writeln!(
+        out,
+        "  duckdb -c \"SELECT s.scene_desc, sum(s.user_count) AS readers FROM (SELECT UNNEST(read_user_source) AS s FROM read_parquet('{}/article_read/*/*.parquet', hive_partitioning = true)) GROUP BY ALL ORDER BY readers DESC\"\n",
+        dir.display()
+    )?;
+    writeln!(out, "More, one per family: examples/duckdb/. Every table and column: wxcube tables.\n")?;
     Ok(summary)
 }
