@@ -19,7 +19,7 @@ use crate::schema::{ArrowSchema, arrow_type};
 use std::sync::Arc;
 
 use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray, TimestampMicrosecondArray};
+use arrow_array::{ArrayRef, Int32Array, Int64Array, ListArray, RecordBatch, StructArray, TimestampMicrosecondArray};
 use arrow_schema::DataType;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
@@ -29,7 +29,7 @@ use serde_json::{Number, Value};
 
 use crate::answer::{ApiError, ByShape, EnvelopeError, ListReader, Skip, drain_map, parse_answer};
 use crate::dates::{DateRange, parse_date};
-use wxcube_registry::{ColumnType, Kind, Node, Shape, Source, Table};
+use wxcube_registry::{ApiField, ColumnType, Kind, Node, Shape, Source, Table};
 
 /// One typed value of an API field.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +128,8 @@ pub fn decode(table: &Table, body: &[u8], window: DateRange, counters: &mut Coun
         error: None,
         fields: Vec::new(),
         elements: None,
+        rows_from: table.shape.keys.iter().any(|(_, n)| matches!(n, Node::Rows(_))),
+        made: Vec::new(),
     };
     let answer = parse_answer(body, reader)?.map_err(DecodeError::Api)?;
     let mut read = answer.rows;
@@ -160,6 +162,10 @@ struct Rows<'t> {
     fields: Vec<Read>,
     /// The current row's `rows_from` elements, each with its own fields (`None`: not given).
     elements: Option<Result<Vec<Vec<Read>>, String>>,
+    /// Whether the table takes its rows from an array in each object (`rows_from`).
+    rows_from: bool,
+    /// The rows the current object makes, before the window check: reused from row to row.
+    made: Vec<Row>,
 }
 
 impl<'de> ListReader<'de> for Rows<'_> {
@@ -193,8 +199,9 @@ impl<'de> ListReader<'de> for Rows<'_> {
             }
         }
         match self.typed(ref_date) {
-            Ok(rows) => {
-                for row in rows {
+            Ok(()) => {
+                let mut made = std::mem::take(&mut self.made);
+                for row in made.drain(..) {
                     if !self.window.contains(row.ref_date) {
                         self.counters.out_of_window += 1;
                         continue;
@@ -211,6 +218,7 @@ impl<'de> ListReader<'de> for Rows<'_> {
                         .count() as u64;
                     self.rows.push(row);
                 }
+                self.made = made;
             }
             Err(problem) => self.error = Some(RowError { row: self.seen, problem }),
         }
@@ -219,57 +227,54 @@ impl<'de> ListReader<'de> for Rows<'_> {
 }
 
 impl Rows<'_> {
-    /// The rows the object just read makes (one, or one per `rows_from` element), if every
-    /// required field is there and passes [`check`]; problems are reported in a fixed order
-    /// (date, then fields in order), whatever the order of the keys.
-    fn typed(&mut self, ref_date: Option<Result<NaiveDate, String>>) -> Result<Vec<Row>, String> {
+    /// Makes the rows of the object just read (one, or one per `rows_from` element) into
+    /// `made`, if every required field is there and passes [`check`]; problems are reported
+    /// in a fixed order (date, then fields in order), whatever the order of the keys.
+    fn typed(&mut self, ref_date: Option<Result<NaiveDate, String>>) -> Result<(), String> {
         let table = self.table;
         let ref_date = ref_date.unwrap_or_else(missing).map_err(|e| format!("ref_date {e}"))?;
+        if !self.rows_from {
+            // One row: the fields as read, moved out (the flat tables' hot path).
+            let values = (table.api_fields.iter().zip(&mut self.fields))
+                .map(|(f, read)| resolve(f, read.take(), None))
+                .collect::<Result<Vec<Cell>, String>>()?;
+            check(table, &values)?;
+            self.made.push(Row { ref_date, values, delayed: false });
+            return Ok(());
+        }
         let elements = match self.elements.take() {
-            None if has_rows_from(table) => Vec::new(),
-            None => vec![Vec::new()],
+            None => Vec::new(),
             Some(elements) => elements?,
         };
-        let mut rows = Vec::with_capacity(elements.len());
         for (n, mut element) in elements.into_iter().enumerate() {
             let mut values = Vec::with_capacity(table.api_fields.len());
             for (i, f) in table.api_fields.iter().enumerate() {
-                let read = match element.get_mut(i).and_then(Option::take) {
-                    Some(v) => Some(v),
-                    None => self.fields[i].clone(),
-                };
-                let cell = match read {
-                    None | Some(Ok(Cell::Null)) if f.optional => Cell::Null,
-                    None | Some(Ok(Cell::Null)) => return Err(format!("{} is missing", f.path)),
-                    Some(Ok(cell)) => cell,
-                    Some(Err(e)) if has_rows_from(table) && element_field(table, i) => {
-                        return Err(format!("{} (element {}) {e}", f.path, n + 1));
-                    }
-                    Some(Err(e)) => return Err(format!("{} {e}", f.path)),
-                };
+                // An element's own field, else the enclosing object's (repeated on every row).
+                let cell = match element[i].take() {
+                    Some(read) => resolve(f, Some(read), Some(n)),
+                    None => resolve(f, self.fields[i].clone(), None),
+                }?;
                 values.push(cell);
             }
             check(table, &values)?;
-            rows.push(Row { ref_date, values, delayed: false });
+            self.made.push(Row { ref_date, values, delayed: false });
         }
-        Ok(rows)
+        Ok(())
     }
 }
 
-fn has_rows_from(table: &Table) -> bool {
-    table.shape.keys.iter().any(|(_, n)| matches!(n, Node::Rows(_)))
-}
-
-/// Whether API field `i` lies inside the `rows_from` elements.
-fn element_field(table: &Table, i: usize) -> bool {
-    table.shape.keys.iter().any(|(_, n)| matches!(n, Node::Rows(inner) if contains(inner, i)))
-}
-
-fn contains(shape: &Shape, i: usize) -> bool {
-    shape.keys.iter().any(|(_, n)| match n {
-        Node::Field(f) => *f == i,
-        Node::Object(inner) | Node::Rows(inner) => contains(inner, i),
-    })
+/// The value of API field `f` as read (`None`: not given), or why it cannot be used; `element`
+/// is the 0-based `rows_from` element it came from, if any.
+fn resolve(f: &ApiField, read: Read, element: Option<usize>) -> Result<Cell, String> {
+    match read {
+        None | Some(Ok(Cell::Null)) if f.optional => Ok(Cell::Null),
+        None | Some(Ok(Cell::Null)) => Err(format!("{} is missing", f.path)),
+        Some(Ok(cell)) => Ok(cell),
+        Some(Err(e)) => match element {
+            Some(n) => Err(format!("{} (element {}) {e}", f.path, n + 1)),
+            None => Err(format!("{} {e}", f.path)),
+        },
+    }
 }
 
 /// Reads the fields of a nested object into `fields`; a value that is not an object leaves
@@ -576,7 +581,7 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
                 }
                 Source::Field { field, divide_by, .. } => {
                     let cells: Vec<&Cell> = rows.iter().map(|(_, r)| &r.values[*field]).collect();
-                    array_of(&c.ty, &cells, divide_by.unwrap_or(1))
+                    array_of(&c.ty, c.nullable, &cells, divide_by.unwrap_or(1))
                 }
                 Source::Label { field } => {
                     let mut b = StringBuilder::new();
@@ -591,9 +596,14 @@ pub fn to_batch(table: &Table, rows: &[(&str, &Row)], extracted_at_micros: i64) 
     RecordBatch::try_new(table.schema(), columns).expect("columns are built from the table's own schema")
 }
 
-/// The Arrow array of one column's cells (integers divided by `divide_by`).
-fn array_of(ty: &ColumnType, cells: &[&Cell], divide_by: i64) -> ArrayRef {
+/// The Arrow array of one column's cells (integers divided by `divide_by`). A column that is
+/// never null (`nullable` false: decode has checked every value is there) is built without a
+/// validity buffer.
+fn array_of(ty: &ColumnType, nullable: bool, cells: &[&Cell], divide_by: i64) -> ArrayRef {
+    let int = |c: &&Cell| c.as_int().unwrap_or_default() / divide_by;
     match ty {
+        ColumnType::Int32 if !nullable => Arc::new(Int32Array::from_iter_values(cells.iter().map(|c| int(c) as i32))),
+        ColumnType::Int64 if !nullable => Arc::new(Int64Array::from_iter_values(cells.iter().map(int))),
         ColumnType::Int32 => {
             let mut b = Int32Builder::with_capacity(cells.len());
             cells.iter().for_each(|c| b.append_option(c.as_int().map(|v| (v / divide_by) as i32)));
@@ -651,7 +661,7 @@ fn array_of(ty: &ColumnType, cells: &[&Cell], divide_by: i64) -> ArrayRef {
                 .enumerate()
                 .map(|(k, e)| {
                     let field_cells: Vec<&Cell> = items.iter().map(|item| &item[k]).collect();
-                    array_of(&e.ty, &field_cells, 1)
+                    array_of(&e.ty, true, &field_cells, 1)
                 })
                 .collect();
             let structs = StructArray::new(struct_fields, children, None);
@@ -668,7 +678,7 @@ fn array_of(ty: &ColumnType, cells: &[&Cell], divide_by: i64) -> ArrayRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Array, Int32Array, StringArray};
+    use arrow_array::{Array, StringArray};
     use serde_json::json;
     use wxcube_registry as registry;
 
