@@ -13,7 +13,7 @@ use wxcube_connector::dates::parse_date;
 #[command(
     name = "wxcube",
     version,
-    about = "Pulls the WeChat datacube message-analysis tables into date-partitioned Parquet."
+    about = "Pulls the WeChat datacube tables (message, user, article and interface analysis) into date-partitioned Parquet."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -59,8 +59,9 @@ pub struct ExtractArgs {
     /// Where to write: a folder, file:///path, or s3://bucket/prefix.
     #[arg(long, value_name = "DIR|URL")]
     pub output: String,
-    /// Tables to extract: `all`, or a comma-separated list of names or API names.
-    #[arg(long, default_value = "all", value_name = "all|t1,t2")]
+    /// Tables to extract, comma-separated: `all` (every current table), a family (`message`,
+    /// `user`, `article`, `interface`, `article_legacy`), table names or API names.
+    #[arg(long, default_value = "all", value_name = "all|FAMILY|TABLE,...")]
     pub tables: String,
     /// First Beijing date to extract, inclusive.
     #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
@@ -176,8 +177,9 @@ pub struct RebuildArgs {
     /// The output written with --keep-raw: a folder, file:///path, or s3://bucket/prefix.
     #[arg(long, value_name = "DIR|URL")]
     pub output: String,
-    /// Tables to rebuild: `all`, or a comma-separated list.
-    #[arg(long, default_value = "all")]
+    /// Tables to rebuild, as for extract; by default every table, the legacy article tables
+    /// included (whatever raw answers the output holds).
+    #[arg(long, default_value = "all,article_legacy", value_name = "all|FAMILY|TABLE,...")]
     pub tables: String,
     /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run
     /// killed without a chance to release its lease keeps others off its accounts this long on
