@@ -104,8 +104,7 @@ impl Status {
 }
 
 /// Types a column may have. Kept to portable types every reader understands.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ColumnType {
     String,
     Int32,
@@ -121,11 +120,9 @@ pub enum ColumnType {
 }
 
 /// A field of the objects of a list column.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElementField {
     pub name: String,
-    #[serde(rename = "type")]
     pub ty: ColumnType,
 }
 

@@ -263,12 +263,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::calendar::parse_day as parse_date;
+    use crate::testing::d;
     use wxcube_registry as registry;
-
-    fn d(s: &str) -> NaiveDate {
-        parse_date(s).unwrap()
-    }
 
     fn strike(kind: FaultKind, nth: u64) -> Strike {
         Strike { kind, nth }

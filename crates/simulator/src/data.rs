@@ -487,12 +487,8 @@ mod tests {
 
     use super::*;
     use crate::accounts::demo_appid;
-    use crate::calendar::parse_day as parse_date;
+    use crate::testing::d;
     use wxcube_registry as registry;
-
-    fn d(s: &str) -> NaiveDate {
-        parse_date(s).unwrap()
-    }
 
     fn table(name: &str) -> &'static Table {
         registry::find(name).unwrap()

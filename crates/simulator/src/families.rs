@@ -1393,11 +1393,8 @@ mod tests {
     use super::*;
     use crate::accounts::demo_appid;
     use crate::calendar::{DaySpan, parse_day};
+    use crate::testing::d;
     use wxcube_registry::{self as registry, Family, Kind};
-
-    fn d(s: &str) -> NaiveDate {
-        parse_day(s).unwrap()
-    }
 
     fn table(name: &str) -> &'static Table {
         registry::find(name).unwrap()
