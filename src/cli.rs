@@ -81,6 +81,11 @@ pub struct ExtractArgs {
     /// default 1, or N when the first run is a --shard I/N.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub buckets: Option<u32>,
+    /// How the tables are kept, fixed when the output is first written: `parquet` (Hive-style
+    /// folders) or `delta` (Delta Lake tables of the same files) [default: the output's;
+    /// parquet for a new one].
+    #[arg(long, value_enum, value_name = "parquet|delta")]
+    pub format: Option<OutputFormat>,
     /// Requests in flight at once for one account.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub account_concurrency: u16,
@@ -121,6 +126,22 @@ pub struct ExtractArgs {
     pub lease_wait_secs: u64,
 }
 
+/// `--format`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Parquet,
+    Delta,
+}
+
+impl From<OutputFormat> for wxcube_connector::write::Format {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Parquet => Self::Parquet,
+            OutputFormat::Delta => Self::Delta,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Where to write the demo dataset.
@@ -132,6 +153,9 @@ pub struct DemoArgs {
     /// Number of simulated accounts.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub accounts: u32,
+    /// `parquet` (Hive-style folders) or `delta` (Delta Lake tables).
+    #[arg(long, value_enum, default_value = "parquet", value_name = "parquet|delta")]
+    pub format: OutputFormat,
 }
 
 /// Which accounts, with which credentials, against which API: shared by `extract`, `check`
@@ -181,6 +205,11 @@ pub struct RebuildArgs {
     /// included (whatever raw answers the output holds).
     #[arg(long, default_value = "all,article_legacy", value_name = "all|FAMILY|TABLE,...")]
     pub tables: String,
+    /// How the tables are kept, fixed when the output is first written: `parquet` (Hive-style
+    /// folders) or `delta` (Delta Lake tables of the same files) [default: the output's;
+    /// parquet for a new one].
+    #[arg(long, value_enum, value_name = "parquet|delta")]
+    pub format: Option<OutputFormat>,
     /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run
     /// killed without a chance to release its lease keeps others off its accounts this long on
     /// S3; on local disk its lease goes with its process.

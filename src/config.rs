@@ -68,6 +68,7 @@ pub fn resolve(args: &ExtractArgs, now: DateTime<Utc>) -> Result<RunConfig, Usag
         retry: RetryPolicy { max_retries: args.max_retries, ..RetryPolicy::default() },
         output,
         buckets: args.buckets,
+        format: args.format.map(Into::into),
         lease: Duration::from_secs(args.lease_secs),
         lease_wait: Duration::from_secs(args.lease_wait_secs),
     })

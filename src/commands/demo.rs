@@ -51,6 +51,7 @@ pub async fn run(
         retry: RetryPolicy::default(),
         output: OutputSpec::Local(args.output.clone()),
         buckets: None,
+        format: Some(args.format.into()),
         lease: wxcube_connector::write::lease::DEFAULT_LEASE,
         lease_wait: Duration::ZERO,
     };

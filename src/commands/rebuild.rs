@@ -19,6 +19,7 @@ pub async fn rebuild(args: &RebuildArgs, out: &mut impl Write) -> Result<Done, F
         tables,
         lease: Duration::from_secs(args.lease_secs),
         lease_wait: Duration::from_secs(args.lease_wait_secs),
+        format: args.format.map(Into::into),
     };
     let unusable = rebuild_tables(request, out).await?;
     Ok(if unusable == 0 { Done::Complete } else { Done::Partial })

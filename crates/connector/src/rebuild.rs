@@ -22,10 +22,10 @@ use crate::dates::DateRange;
 use crate::normalize::{self, Counters, Row};
 use crate::plan;
 use crate::summary::TableSummary;
-use crate::write::lease::{Claim, LeaseCheck, RunId};
+use crate::write::lease::{Claim, LeaseCheck, Leases, RunId};
 use crate::write::raw::RawObject;
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{BucketWrite, Dataset, WriteError, Written};
+use crate::write::{BucketWrite, Dataset, Format, WriteError, Written};
 use wxcube_registry::Table;
 
 /// Days decoded at once.
@@ -39,6 +39,8 @@ pub struct RebuildRequest {
     pub lease: Duration,
     /// How long to wait for another run's lease on the same accounts and tables.
     pub lease_wait: Duration,
+    /// `--format`: must be the output's, if given.
+    pub format: Option<Format>,
 }
 
 /// Why a rebuild could not be done, or not finished.
@@ -67,7 +69,7 @@ impl From<WriteError> for RebuildError {
 /// returns the number of raw answers or files that could not be used (the rest is written).
 pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u64, RebuildError> {
     let started = Instant::now();
-    let RebuildRequest { output: spec, tables, lease, lease_wait } = request;
+    let RebuildRequest { output: spec, tables, lease, lease_wait, format } = request;
     let Some(output) = Output::open_if_exists(&spec).map_err(RebuildError::Refused)? else {
         return Err(RebuildError::Refused(format!(
             "{spec} does not exist: rebuild works on an output written with --keep-raw"
@@ -76,7 +78,8 @@ pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u6
     if Dataset::read_settings(&output).await?.is_none() {
         return Err(RebuildError::Refused(format!("{spec} is not a wxcube output (no _wxcube/dataset.json)")));
     }
-    let dataset = Arc::new(Dataset::open(output, None).await?);
+    let run = RunId::new();
+    let dataset = Arc::new(Dataset::open(output, None, format).await?.for_run(&run));
     // A rebuild rewrites the files of every account with stored answers: it leases them like a
     // run, so a scheduled run of the same accounts and tables is not fetching them meanwhile.
     let mut accounts: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
@@ -86,14 +89,18 @@ pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u6
         }
     }
     let claim = Claim {
-        run: RunId::new(),
+        run,
         command: "rebuild",
         tables: tables.iter().map(|t| t.name.clone()).collect(),
         accounts,
         duration: lease,
         wait: lease_wait,
     };
-    let leases = dataset.lease(claim).await?;
+    let leases = match dataset.format() {
+        // Delta tables order their writers by the protocol: no lease is taken.
+        Format::Delta => Leases::none(dataset.clone(), claim),
+        Format::Parquet => dataset.lease(claim).await?,
+    };
     let extracted_at = Utc::now().timestamp_micros();
     let mut summary = BTreeMap::new();
     let mut failures = 0u64;
@@ -109,15 +116,23 @@ pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u6
         }
     }))
     .await;
+    // Delta tables: what still waits is committed; rows and files count once committed.
+    let commits = dataset.flush(&tables).await.unwrap_or_default();
     let mut outcome = Ok(());
     for (table, result) in tables.iter().zip(rebuilt) {
-        let (figures, failed, answers) = match result {
+        let (mut figures, mut failed, answers) = match result {
             Ok(done) => done,
             Err(e) => {
                 outcome = outcome.and(Err(e));
                 continue;
             }
         };
+        if let Some(written) = commits.committed.get(&table.name) {
+            add(&mut figures, *written);
+        }
+        failed +=
+            commits.failed.iter().filter(|(t, ..)| *t == table.name).map(|(_, _, a, _)| a.len() as u64).sum::<u64>();
+        figures.delta_version = commits.versions.get(&table.name).copied();
         writeln!(
             out,
             "  {:<24} {:>7} rows  {:>5} file(s) written  from {answers} raw answer(s)",

@@ -21,6 +21,9 @@ pub struct TableSummary {
     pub unknown_codes: u64,
     /// Fields the answers carried that the table does not declare: name → rows carrying it.
     pub unknown_fields: BTreeMap<String, u64>,
+    /// `--format delta`: the table's version when the run ended, its commits included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<u64>,
 }
 
 /// A (table, account, window) cell that was not written. The run's record under

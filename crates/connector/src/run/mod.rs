@@ -30,7 +30,7 @@ use crate::shard::Shard;
 use crate::summary::{AccountSummary, FailedCell, RunRecord, Summary, TableSummary};
 use crate::write::lease::{Claim, Leases, RunId};
 use crate::write::store::{Output, OutputSpec};
-use crate::write::{BucketWrite, Dataset, WriteError, Written};
+use crate::write::{BucketWrite, Dataset, Format, WriteError, Written};
 use wxcube_registry::Table;
 
 mod incremental;
@@ -73,6 +73,8 @@ pub struct RunConfig {
     pub retry: RetryPolicy,
     pub output: OutputSpec,
     pub buckets: Option<u32>,
+    /// `--format`: `None` keeps an existing output's, and writes Parquet to a new one.
+    pub format: Option<Format>,
     /// How long a lease outlives its last renewal (`--lease-secs`).
     pub lease: Duration,
     /// How long to wait for another run's lease on the same pairs (`--lease-wait-secs`).
@@ -238,8 +240,13 @@ async fn start(
         Some(output) => output.clone(),
         None => Output::open(&config.output).map_err(RunError::Output)?,
     };
-    let dataset = Arc::new(Dataset::open(output, Some(prepared.buckets)).await?);
-    let leases = dataset.lease(claim(config, &dataset, &accounts, run_id)).await?;
+    let dataset = Arc::new(Dataset::open(output, Some(prepared.buckets), config.format).await?.for_run(run_id));
+    let claim = claim(config, &dataset, &accounts, run_id);
+    let leases = match dataset.format() {
+        // Delta tables order their writers by the protocol: no lease is taken.
+        Format::Delta => Leases::none(dataset.clone(), claim),
+        Format::Parquet => dataset.lease(claim).await?,
+    };
     let stats = config.tables.iter().map(|t| (t.name.clone(), TableStats::default())).collect();
     Ok(Context {
         extractor,
@@ -305,6 +312,7 @@ async fn finish(
     run_id: RunId,
     started: Instant,
 ) -> Summary {
+    let versions = commit_delta(&ctx, config).await;
     let mut failed_cells = std::mem::take(&mut *ctx.failures.lock().unwrap());
     failed_cells.sort();
     if let RangeSpec::Incremental { .. } = config.range {
@@ -326,6 +334,7 @@ async fn finish(
                 out_of_window_rows: get(&s.out_of_window),
                 unknown_codes: get(&s.unknown_codes),
                 unknown_fields: s.unknown_fields.lock().unwrap().clone(),
+                delta_version: versions.get(&t.name).copied(),
             },
         );
     }
@@ -341,6 +350,31 @@ async fn finish(
     }
     ctx.leases.release().await;
     summary
+}
+
+/// Delta tables: commits what still waits, counts what the run's commits wrote, and fails the
+/// cells of a commit that could not be made; returns each table's version.
+async fn commit_delta(ctx: &Context, config: &RunConfig) -> BTreeMap<String, u64> {
+    let Some(outcomes) = ctx.dataset.flush(&config.tables).await else { return BTreeMap::new() };
+    for (table, written) in &outcomes.committed {
+        let s = &ctx.stats[table];
+        s.files_written.fetch_add(written.files_written, Ordering::Relaxed);
+        s.rows.fetch_add(written.rows, Ordering::Relaxed);
+    }
+    let mut failures = ctx.failures.lock().unwrap();
+    for (table, date, accounts, why) in outcomes.failed {
+        // Logged once by the commit; one cell per account and day.
+        for appid in accounts {
+            failures.push(FailedCell {
+                table: table.clone(),
+                appid,
+                begin: date.to_string(),
+                end: date.to_string(),
+                error: crate::text::one_line(&why),
+            });
+        }
+    }
+    outcomes.versions
 }
 
 fn account_summary(l: &Live, failed_cells: &[FailedCell]) -> AccountSummary {

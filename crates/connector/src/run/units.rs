@@ -55,6 +55,14 @@ pub async fn prepare(config: &RunConfig) -> Result<Prepared, RunError> {
         // buckets so that the shards never share a file.
         (None, b) => b.unwrap_or_else(|| config.shard.map_or(crate::write::DEFAULT_BUCKETS, |s| s.count)),
     };
+    if let (Some(s), Some(f)) = (&settings, config.format)
+        && s.format != f
+    {
+        return Err(RunError::Output(format!(
+            "{} holds {} tables, not {f}: use --format {} or a new output",
+            config.output, s.format, s.format
+        )));
+    }
     let accounts: Vec<Account> = match config.shard {
         Some(shard) if shard.count > buckets => {
             return Err(RunError::Output(format!(
@@ -68,7 +76,8 @@ pub async fn prepare(config: &RunConfig) -> Result<Prepared, RunError> {
     if let (RangeSpec::Incremental { .. }, Some(output)) = (config.range, &existing)
         && settings.is_some()
     {
-        let reader = Dataset::open(output.clone(), Some(buckets)).await.map_err(|e| RunError::Output(e.to_string()))?;
+        let reader =
+            Dataset::open(output.clone(), Some(buckets), None).await.map_err(|e| RunError::Output(e.to_string()))?;
         for a in &accounts {
             let bucket = crate::write::layout::bucket_of(&a.appid, buckets);
             if let std::collections::btree_map::Entry::Vacant(e) = states.entry(bucket) {

@@ -162,7 +162,7 @@ impl Dataset {
 
 /// Whether a write failed in transit (timed out, or its connection was lost or never made), so
 /// that it may or may not have been applied; as opposed to an answer that refused it.
-fn went_unanswered(error: &object_store::Error) -> bool {
+pub(crate) fn went_unanswered(error: &object_store::Error) -> bool {
     use object_store::client::{HttpError, HttpErrorKind};
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
@@ -212,7 +212,7 @@ impl PathLocks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::write::Output;
     use crate::write::store::OutputSpec;
@@ -229,11 +229,11 @@ mod tests {
     /// applied and then answered with a lost connection, `losses` times: what a client sees
     /// when a server applies a write and the answer never arrives.
     #[derive(Debug)]
-    struct AnswerLost {
-        inner: InMemory,
-        victim: Path,
-        losses: AtomicU32,
-        refuse_instead: bool,
+    pub(crate) struct AnswerLost {
+        pub inner: InMemory,
+        pub victim: Path,
+        pub losses: AtomicU32,
+        pub refuse_instead: bool,
     }
 
     impl std::fmt::Display for AnswerLost {
@@ -301,7 +301,7 @@ mod tests {
         let store = AnswerLost { inner, victim: victim.clone(), losses: AtomicU32::new(losses), refuse_instead };
         let spec = OutputSpec::S3 { bucket: "lake".into(), prefix: "out".into() };
         let output = Output { store: Arc::new(store), root: Path::from("out"), spec };
-        (Dataset::open(output, None).await.unwrap(), victim)
+        (Dataset::open(output, None, None).await.unwrap(), victim)
     }
 
     /// Adds `member` to a set of lines: the same result whether or not it is already there, as

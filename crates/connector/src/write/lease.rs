@@ -139,6 +139,12 @@ impl LeaseCheck {
 }
 
 impl Leases {
+    /// Leases that hold nothing and refuse nothing: for Delta tables, whose writers the
+    /// protocol orders (`write::delta`).
+    pub fn none(dataset: Arc<Dataset>, claim: Claim) -> Self {
+        Self { dataset, claim: Arc::new(claim), standing: Arc::default(), renewer: None, _alive: None }
+    }
+
     /// Why this run must not write bucket `bucket` any more, if it must not.
     pub fn check(&self, bucket: u32) -> Result<(), String> {
         self.checker().check(bucket)

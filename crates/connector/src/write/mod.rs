@@ -20,6 +20,7 @@
 //!   dataset is first written and recorded in `_wxcube/dataset.json`.
 
 mod commit;
+pub mod delta;
 mod file_lock;
 mod group_commit;
 pub mod layout;
@@ -67,6 +68,28 @@ pub struct Settings {
     pub format_version: u32,
     pub buckets: u32,
     pub bucket_hash: String,
+    /// How the tables are kept (datasets from before `--format` are Parquet).
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// How a dataset's tables are kept: Hive-partitioned Parquet folders, or Delta tables of the
+/// same files ([`delta`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Parquet,
+    Delta,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Parquet => "parquet",
+            Format::Delta => "delta",
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +149,8 @@ pub struct Dataset {
     path_locks: PathLocks,
     /// Local disk: makes files durable a batch at a time (see `group_commit`).
     group_commit: Option<GroupCommit>,
+    /// `--format delta`: the run's Delta tables (see [`Dataset::for_run`]).
+    delta: Option<delta::DeltaTables>,
 }
 
 impl Dataset {
@@ -144,12 +169,17 @@ impl Dataset {
                 output.url_of(&path)
             ))
         })?;
-        Self::check(output, &settings, None)?;
+        Self::check(output, &settings, None, None)?;
         Ok(Some(settings))
     }
 
     /// Refuses settings this run cannot work with.
-    fn check(output: &Output, settings: &Settings, buckets: Option<u32>) -> Result<(), WriteError> {
+    fn check(
+        output: &Output,
+        settings: &Settings,
+        buckets: Option<u32>,
+        format: Option<Format>,
+    ) -> Result<(), WriteError> {
         if settings.format_version != 1 || settings.bucket_hash != "fnv1a64" {
             return Err(WriteError::Settings(format!("{} was written by a newer wxcube: upgrade wxcube", output.spec)));
         }
@@ -161,16 +191,29 @@ impl Dataset {
                 output.spec, settings.buckets, settings.buckets
             )));
         }
+        if let Some(f) = format
+            && f != settings.format
+        {
+            return Err(WriteError::Settings(format!(
+                "{} holds {} tables, not {f}: use --format {} or a new output",
+                output.spec, settings.format, settings.format
+            )));
+        }
         Ok(())
     }
 
     /// Opens the dataset, recording its settings on first use. `buckets` is the run's request
     /// (`None`: whatever the dataset has, or the default for a new one); a dataset written with
     /// another bucket count is refused, since its accounts' rows live in other files.
-    pub async fn open(output: Output, buckets: Option<u32>) -> Result<Self, WriteError> {
+    /// `format` likewise: a dataset's tables stay in the format they were first written in.
+    pub async fn open(output: Output, buckets: Option<u32>, format: Option<Format>) -> Result<Self, WriteError> {
         let path = layout::settings_path(&output.root);
-        let wanted =
-            Settings { format_version: 1, buckets: buckets.unwrap_or(DEFAULT_BUCKETS), bucket_hash: "fnv1a64".into() };
+        let wanted = Settings {
+            format_version: 1,
+            buckets: buckets.unwrap_or(DEFAULT_BUCKETS),
+            bucket_hash: "fnv1a64".into(),
+            format: format.unwrap_or_default(),
+        };
         let settings = match Self::read_settings(&output).await? {
             Some(settings) => settings,
             None => {
@@ -180,13 +223,13 @@ impl Dataset {
                     Ok(_) => wanted.clone(),
                     // Another run created it first: read theirs.
                     Err(object_store::Error::AlreadyExists { .. }) => {
-                        return Box::pin(Self::open(output, buckets)).await;
+                        return Box::pin(Self::open(output, buckets, format)).await;
                     }
                     Err(source) => return Err(WriteError::Store { path: output.url_of(&path), source }),
                 }
             }
         };
-        Self::check(&output, &settings, buckets)?;
+        Self::check(&output, &settings, buckets, format)?;
         let group_commit = match &output.spec {
             store::OutputSpec::Local(dir) => {
                 let staging = output.local_path(&layout::staging_dir(&output.root)).expect("a local output");
@@ -197,10 +240,38 @@ impl Dataset {
             }
             store::OutputSpec::S3 { .. } => None,
         };
-        let dataset =
-            Self { output, settings, unique: AtomicU64::new(0), path_locks: PathLocks::default(), group_commit };
+        let dataset = Self {
+            output,
+            settings,
+            unique: AtomicU64::new(0),
+            path_locks: PathLocks::default(),
+            group_commit,
+            delta: None,
+        };
         dataset.clean_staging().await;
         Ok(dataset)
+    }
+
+    /// Readies the dataset for the writes of run `run`: for Delta tables, the commits that
+    /// name it ([`delta`]).
+    pub fn for_run(mut self, run: &lease::RunId) -> Self {
+        if self.settings.format == Format::Delta {
+            self.delta = Some(delta::DeltaTables::new(run.as_str()));
+        }
+        self
+    }
+
+    pub fn format(&self) -> Format {
+        self.settings.format
+    }
+
+    /// Delta tables: commits every file still waiting, and says what the run's commits did
+    /// (`None` for Parquet, whose files are in place once written).
+    pub async fn flush(&self, tables: &[std::sync::Arc<Table>]) -> Option<delta::Outcomes> {
+        match &self.delta {
+            Some(delta) => Some(delta.flush(self, tables).await),
+            None => None,
+        }
     }
 
     /// Removes staging files a killed run left behind (readers never see them, but they take
@@ -328,6 +399,9 @@ impl DataFiles<'_> {
         members: &BTreeSet<&str>,
         new_rows: RecordBatch,
     ) -> Result<Written, WriteError> {
+        if let Some(delta) = &self.0.delta {
+            return delta.replace_bucket(self.0, table, date, bucket, members, new_rows).await;
+        }
         let path = layout::data_path(&self.0.output.root, &table.name, date, bucket);
         let rows = new_rows.num_rows() as u64;
         self.0
