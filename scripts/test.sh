@@ -16,6 +16,12 @@ cd "$(dirname "$0")/.."
 ensure_readers
 export WXCUBE_PYTHON="$venv/bin/python"
 
+# The Delta Lake readers (deltalake, Polars, DuckDB's delta extension), rebuilt whenever
+# tests/delta/requirements.txt changes; a virtualenv of their own, as the extension needs an older
+# DuckDB than the readers above.
+ensure_delta_readers
+export WXCUBE_DELTA_PYTHON="$cache/delta-venv/bin/python"
+
 # --- Apache Airflow, for the example DAG's test (tests/it/airflow.rs) ---------------------------
 # In a virtualenv of its own (its pinned dependencies must not meet the readers'). About 300 MB,
 # under a minute with a warm pip cache.

@@ -35,14 +35,14 @@ impl Target {
         Target { store, dir: tempfile::tempdir().unwrap() }
     }
 
-    fn output(&self) -> String {
+    pub fn output(&self) -> String {
         match &self.store {
             Store::Local => self.dir.path().join("out").to_str().unwrap().to_string(),
             Store::S3(_) => format!("s3://{BUCKET}/out"),
         }
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub fn env(&self) -> Vec<(String, String)> {
         match &self.store {
             Store::Local => vec![],
             Store::S3(moto) => moto.env(&moto.endpoint).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -87,6 +87,19 @@ impl Target {
     pub async fn assert_rows(&self, ids: &[usize], begin: &str, end: &str) {
         for t in &default_tables() {
             assert_eq!(self.rows(t).await, truth(t, ids, begin, end), "{t}");
+        }
+    }
+
+    /// Every object under `<output>/<under>`, relative to the output, sorted.
+    pub async fn keys(&self, under: &str) -> Vec<String> {
+        match &self.store {
+            Store::Local => {
+                let out = self.dir.path().join("out");
+                files(&out.join(under)).into_iter().map(|f| format!("{under}/{}", f.to_string_lossy())).collect()
+            }
+            Store::S3(moto) => {
+                moto.keys(&format!("out/{under}")).await.into_iter().map(|k| k["out/".len()..].to_string()).collect()
+            }
         }
     }
 

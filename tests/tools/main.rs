@@ -18,6 +18,7 @@ mod support;
 
 mod airflow;
 mod crash;
+mod delta;
 mod readback;
 mod s3;
 mod writers;
