@@ -1,4 +1,4 @@
-"""wxcube_daily: the WeChat datacube message tables into Parquet, every morning (Airflow 3.3+).
+"""wxcube_daily: the WeChat datacube tables into Parquet or Delta Lake, every morning (Airflow 3.3+).
 
 One mapped task per shard runs
 
@@ -17,6 +17,8 @@ Settings come from the environment, so the same file serves production and the t
     WXCUBE_START_DATE  where an account without state starts  [30 days before the run's day]
     WXCUBE_SHARDS      parallel tasks (a new output gets that many buckets, so
                        more shards later need --buckets set now)   [4]
+    WXCUBE_FORMAT      parquet (Hive-style folders) or delta (Delta Lake tables),
+                       fixed when the output is first written      [parquet]
     WECHAT_API_BASE    the API root                           [https://api.weixin.qq.com]
     WXCUBE_EXTRA_ARGS  more flags, e.g. "--concurrency 4"     []
 
@@ -47,6 +49,7 @@ ENV = {
     "WXCUBE_OUTPUT": os.environ.get("WXCUBE_OUTPUT", "/data/wxcube"),
     # Only accounts (and tables) with no state yet start here; the rest carry on from theirs.
     "WXCUBE_START_DATE": os.environ.get("WXCUBE_START_DATE", "{{ macros.ds_add(ds, -30) }}"),
+    "WXCUBE_FORMAT": os.environ.get("WXCUBE_FORMAT", "parquet"),
     "WECHAT_API_BASE": os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com"),
     "WXCUBE_EXTRA_ARGS": os.environ.get("WXCUBE_EXTRA_ARGS", ""),
 }
@@ -62,11 +65,12 @@ ENV = {
 # Why --lease-wait-secs: a run leases the accounts and tables it works on, and another run of
 # the same ones (yesterday's, still going; or this task's previous try, killed by the worker
 # and holding its lease until --lease-secs lapse, on S3) would otherwise exit 2 at once, which
-# is not retried. It waits for the lease instead, then does its work.
+# is not retried. It waits for the lease instead, then does its work. (Delta tables take no
+# lease: their shards and runs commit optimistically, and the flag does nothing there.)
 COMMAND = (
     'exec "$WXCUBE_BIN" extract --config "$WXCUBE_CONFIG" --output "$WXCUBE_OUTPUT"'
     ' --incremental --start-date "$WXCUBE_START_DATE" --lookback-days 3 --shard "$WXCUBE_SHARD"'
-    " --lease-wait-secs 900 $WXCUBE_EXTRA_ARGS"
+    ' --format "$WXCUBE_FORMAT" --lease-wait-secs 900 $WXCUBE_EXTRA_ARGS'
 )
 
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{Days, Utc};
 
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, OutputFormat};
 use crate::exit::Failure;
 use wxcube_connector::account::{Account, AppId, Credentials, Secret};
 use wxcube_connector::dates::{self, DateRange};
@@ -71,17 +71,25 @@ pub async fn run(
             t.rows, t.files_written, t.requests
         )?;
     }
+    // DuckDB reads a table as Hive-style folders of Parquet, or through its delta extension.
+    let source = |table: &str| match args.format {
+        OutputFormat::Parquet => {
+            format!("read_parquet('{}/{table}/*/*.parquet', hive_partitioning = true)", dir.display())
+        }
+        OutputFormat::Delta => format!("delta_scan('{}/{table}')", dir.display()),
+    };
+    let load = if args.format == OutputFormat::Delta { "INSTALL delta; LOAD delta; " } else { "" };
     writeln!(out, "\nQuery it with DuckDB (pip install duckdb, or the duckdb CLI):\n")?;
     writeln!(
         out,
-        "  duckdb -c \"SELECT ref_date, msg_type_label, sum(msg_count) AS messages FROM read_parquet('{}/upstream_msg/*/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY ALL DESC LIMIT 10\"\n",
-        dir.display()
+        "  duckdb -c \"{load}SELECT ref_date, msg_type_label, sum(msg_count) AS messages FROM {} GROUP BY ALL ORDER BY ALL DESC LIMIT 10\"\n",
+        source("upstream_msg")
     )?;
     writeln!(out, "and article readers by read source (a list column, one row per source with UNNEST):\n")?;
     writeln!(
         out,
-        "  duckdb -c \"SELECT s.scene_desc, sum(s.user_count) AS readers FROM (SELECT UNNEST(read_user_source) AS s FROM read_parquet('{}/article_read/*/*.parquet', hive_partitioning = true)) GROUP BY ALL ORDER BY readers DESC\"\n",
-        dir.display()
+        "  duckdb -c \"{load}SELECT s.scene_desc, sum(s.user_count) AS readers FROM (SELECT UNNEST(read_user_source) AS s FROM {}) GROUP BY ALL ORDER BY readers DESC\"\n",
+        source("article_read")
     )?;
     writeln!(out, "More, one per family: examples/duckdb/. Every table and column: wxcube tables.\n")?;
     Ok(summary)

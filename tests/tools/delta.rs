@@ -30,13 +30,13 @@ fn delta_python() -> String {
 }
 
 /// What the readers saw of one table: delta_check.py's JSON line, and each reader's rows.
-struct Seen {
-    info: serde_json::Value,
-    rows: BTreeMap<String, Vec<Key>>,
+pub struct Seen {
+    pub info: serde_json::Value,
+    pub rows: BTreeMap<String, Vec<Key>>,
 }
 
 /// Reads the Delta table at `uri` (at `version`, if given) with `readers`.
-async fn read_delta(
+pub async fn read_delta(
     table: &Table,
     uri: &str,
     version: Option<u64>,

@@ -210,8 +210,10 @@ impl DeltaTables {
             let writer = self.writer(table);
             let mut seq = writer.committing.lock().await;
             self.commit(ds, table, &writer, &mut seq).await;
-            if let Some(v) = writer.state.lock().await.as_ref().and_then(|s| s.version) {
-                self.outcomes.lock().unwrap().versions.insert(table.name.clone(), v);
+            // The version of a table the run did not change is reported too (read if need be).
+            let mut state = writer.state.lock().await;
+            if let Ok(TableState { version: Some(v), .. }) = self.loaded(ds, table, &mut state).await.map(|s| &*s) {
+                self.outcomes.lock().unwrap().versions.insert(table.name.clone(), *v);
             }
         }
         std::mem::take(&mut *self.outcomes.lock().unwrap())
