@@ -334,3 +334,66 @@ async fn a_table_advanced_mid_run_on_local_disk() {
 async fn a_table_advanced_mid_run_on_s3() {
     a_table_advanced_mid_run(true).await;
 }
+
+// --- Signals, raw answers and rebuild ---------------------------------------------------------
+
+/// SIGTERM: the run stops fetching and commits what it wrote, so readers see whole days of
+/// the account; a re-run fills the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_commits_what_the_run_wrote_and_a_rerun_fills_the_rest() {
+    let (target, sim) = (Target::new(false).await, sim(40).await);
+    let cmd = target.command(&sim, "extract", &[1], &delta_flags());
+    let (mut child, log) = cmd.start().await;
+    let mut stdout = child.stdout.take().unwrap();
+    while data_files(&target).await == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    crate::scenarios::signal("-TERM", &child.id().unwrap().to_string());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops promptly").unwrap();
+    let mut printed = String::new();
+    stdout.read_to_string(&mut printed).await.unwrap();
+    assert_eq!(status.code(), Some(1), "{}", log.await.unwrap());
+    let summary: serde_json::Value = serde_json::from_str(printed.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "stopped");
+    let mut committed = 0;
+    for t in &registry::select("message").unwrap() {
+        if versions(&target, t).await.is_empty() {
+            continue;
+        }
+        committed += 1;
+        assert_eq!(summary["tables"][&t.name]["delta_version"], 0, "{t}");
+        let seen = read_delta(t, &uri(&target, t), None, &["deltalake"], &[]).await;
+        let days: std::collections::BTreeSet<_> = seen.rows["deltalake"].iter().map(|r| r.1).collect();
+        let want: Vec<Key> = expected_rows(t, &[1], BEGIN, END).into_iter().filter(|r| days.contains(&r.1)).collect();
+        assert_eq!(seen.rows["deltalake"], want, "{t}: whole days of the account");
+    }
+    assert!(committed > 0, "the stopped run committed the files it had written");
+    cmd.run().await.assert_ok();
+    assert_delta_rows(&target, &[1]).await;
+}
+
+/// `--keep-raw` and `rebuild` on Delta tables: a rebuild that changes nothing makes no
+/// version; a rebuild asking for Parquet is refused with the output's format named.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_of_delta_tables_from_raw_answers() {
+    let (target, sim) = (Target::new(false).await, sim(0).await);
+    let mut flags = delta_flags();
+    flags.push("--keep-raw");
+    target.command(&sim, "extract", &[1, 2], &flags).run().await.assert_ok();
+    let rebuild = |format: &'static str| {
+        let output = target.output();
+        async move { wxcube(&["rebuild", "--output", &output, "--tables", "message", "--format", format], &[]).await }
+    };
+    let rebuilt = rebuild("delta").await;
+    rebuilt.assert_ok();
+    let summary = rebuilt.summary();
+    assert_eq!(summary["files_written"], 0, "{summary}");
+    for t in &registry::select("message").unwrap() {
+        assert_eq!(summary["tables"][&t.name]["delta_version"], 0, "{t}: no new version");
+        assert_eq!(versions(&target, t).await, [0], "{t}");
+    }
+    assert_delta_rows(&target, &[1, 2]).await;
+    let refused = rebuild("parquet").await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("holds delta tables, not parquet: use --format delta"), "{}", refused.stderr);
+}
