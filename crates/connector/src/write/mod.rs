@@ -83,6 +83,17 @@ pub enum Format {
     Delta,
 }
 
+impl Format {
+    /// The settings' `format_version`: 2 for Delta, so that a wxcube from before Delta output,
+    /// which knows only 1, refuses the dataset instead of writing Parquet files into its tables.
+    fn version(self) -> u32 {
+        match self {
+            Format::Parquet => 1,
+            Format::Delta => 2,
+        }
+    }
+}
+
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -180,7 +191,7 @@ impl Dataset {
         buckets: Option<u32>,
         format: Option<Format>,
     ) -> Result<(), WriteError> {
-        if settings.format_version != 1 || settings.bucket_hash != "fnv1a64" {
+        if settings.format_version != settings.format.version() || settings.bucket_hash != "fnv1a64" {
             return Err(WriteError::Settings(format!("{} was written by a newer wxcube: upgrade wxcube", output.spec)));
         }
         if let Some(b) = buckets
@@ -209,7 +220,7 @@ impl Dataset {
     pub async fn open(output: Output, buckets: Option<u32>, format: Option<Format>) -> Result<Self, WriteError> {
         let path = layout::settings_path(&output.root);
         let wanted = Settings {
-            format_version: 1,
+            format_version: format.unwrap_or_default().version(),
             buckets: buckets.unwrap_or(DEFAULT_BUCKETS),
             bucket_hash: "fnv1a64".into(),
             format: format.unwrap_or_default(),

@@ -752,6 +752,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_delta_dataset_is_one_a_wxcube_without_delta_refuses() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        dataset(store.clone()).await;
+        let settings = store.get(&Path::from("out/_wxcube/dataset.json")).await.unwrap().bytes().await.unwrap();
+        let settings: serde_json::Value = serde_json::from_slice(&settings).unwrap();
+        // Releases before Delta output accept format_version 1 only.
+        assert_eq!((settings["format_version"].as_u64(), settings["format"].as_str()), (Some(2), Some("delta")));
+    }
+
+    #[tokio::test]
     async fn a_commit_whose_answer_is_lost_lands_once() {
         let victim = Path::from(format!("out/upstream_msg/_delta_log/{}", log::commit_name(0)));
         let store =
