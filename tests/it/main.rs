@@ -21,6 +21,7 @@ mod support;
 mod accounts;
 mod bad_input;
 mod crash;
+mod delta;
 mod families;
 mod faults;
 mod pipeline;

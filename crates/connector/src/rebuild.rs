@@ -80,6 +80,7 @@ pub async fn rebuild(request: RebuildRequest, out: &mut impl Write) -> Result<u6
     }
     let run = RunId::new();
     let dataset = Arc::new(Dataset::open(output, None, format).await?.for_run(&run));
+    dataset.open_tables(&tables).await?;
     // A rebuild rewrites the files of every account with stored answers: it leases them like a
     // run, so a scheduled run of the same accounts and tables is not fetching them meanwhile.
     let mut accounts: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();

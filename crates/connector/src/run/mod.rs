@@ -241,6 +241,7 @@ async fn start(
         None => Output::open(&config.output).map_err(RunError::Output)?,
     };
     let dataset = Arc::new(Dataset::open(output, Some(prepared.buckets), config.format).await?.for_run(run_id));
+    dataset.open_tables(&config.tables).await?;
     let claim = claim(config, &dataset, &accounts, run_id);
     let leases = match dataset.format() {
         // Delta tables order their writers by the protocol: no lease is taken.

@@ -276,6 +276,15 @@ impl Dataset {
         self.settings.format
     }
 
+    /// Delta tables: reads their logs, refusing a table wxcube would damage (Parquet: nothing
+    /// to read).
+    pub async fn open_tables(&self, tables: &[std::sync::Arc<Table>]) -> Result<(), WriteError> {
+        match &self.delta {
+            Some(delta) => delta.open_tables(self, tables).await,
+            None => Ok(()),
+        }
+    }
+
     /// Delta tables: commits every file still waiting, and says what the run's commits did
     /// (`None` for Parquet, whose files are in place once written).
     pub async fn flush(&self, tables: &[std::sync::Arc<Table>]) -> Option<delta::Outcomes> {

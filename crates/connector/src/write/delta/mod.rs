@@ -204,6 +204,17 @@ impl DeltaTables {
         Ok(Written::default())
     }
 
+    /// Reads each table's log, refusing one wxcube would damage (see `check_table`): before
+    /// the run asks the API for anything.
+    pub async fn open_tables(&self, ds: &Dataset, tables: &[Arc<Table>]) -> Result<(), WriteError> {
+        for table in tables {
+            let writer = self.writer(table);
+            let mut state = writer.state.lock().await;
+            self.loaded(ds, table, &mut state).await?;
+        }
+        Ok(())
+    }
+
     /// Commits every waiting file of every table; returns what the run's commits did.
     pub async fn flush(&self, ds: &Dataset, tables: &[Arc<Table>]) -> Outcomes {
         for table in tables {
