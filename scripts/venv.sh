@@ -31,6 +31,11 @@ ensure_readers() {
 # The Delta Lake readers (delta-rs, Polars, DuckDB's delta extension), in a virtualenv of their
 # own: the extension needs duckdb 1.4.4, the readers above pin a newer one. The probe loads the
 # extension from the wheel duckdb-ext-delta installed, with downloads of extensions turned off.
+# maturin, which builds the wheel (pyproject.toml).
+ensure_maturin() {
+  ensure_venv "$cache/maturin-venv" tests/install/requirements.txt 'import maturin'
+}
+
 ensure_delta_readers() {
   ensure_venv "$cache/delta-venv" tests/delta/requirements.txt \
     'import deltalake, polars, duckdb, duckdb_ext; duckdb_ext.init(duckdb.connect()).execute("LOAD delta")'

@@ -12,7 +12,7 @@ use wxcube_connector::dates::parse_date;
 #[derive(Parser, Debug)]
 #[command(
     name = "wxcube",
-    version,
+    version = env!("WXCUBE_VERSION"),
     about = "Pulls the WeChat datacube tables (message, user, article and interface analysis) into date-partitioned Parquet."
 )]
 pub struct Cli {

@@ -31,6 +31,17 @@ fn airflow_python() -> PathBuf {
     python
 }
 
+/// The folder where `pip install` put the wheel's `wxcube` (scripts/test.sh).
+fn installed_bin_dir() -> PathBuf {
+    PathBuf::from(installed("WXCUBE_INSTALLED", "the wheel of wxcube into a fresh virtualenv"))
+}
+
+/// `PATH` with `dir` first.
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest))).unwrap()
+}
+
 /// Every demo secret found in any file under `dir`, with the file.
 fn secrets_in(dir: &Path) -> Vec<String> {
     let secrets: Vec<String> = (1..=ACCOUNTS).map(secret).collect();
@@ -68,7 +79,9 @@ async fn the_airflow_dag_runs_every_shard_and_pushes_each_summary_to_xcom() {
         cmd.env_remove(var);
     }
     cmd.env("AIRFLOW_HOME", &home)
-        .env("WXCUBE_BIN", env!("CARGO_BIN_EXE_wxcube"))
+        // wxcube as a worker has it: `pip install wxcube` put it on PATH (the DAG's default).
+        .env_remove("WXCUBE_BIN")
+        .env("PATH", path_with(&installed_bin_dir()))
         .env("WXCUBE_CONFIG", &config)
         .env("WXCUBE_OUTPUT", &out)
         .env("WXCUBE_START_DATE", START)

@@ -19,6 +19,7 @@ mod support;
 mod airflow;
 mod crash;
 mod delta;
+mod install;
 mod readback;
 mod s3;
 mod writers;
