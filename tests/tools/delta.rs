@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::io::AsyncReadExt;
 use wxcube_registry::{self as registry, Table};
 
-use crate::scenarios::{BEGIN, END, Target, all_at_once, sim};
+use crate::scenarios::{BEGIN, END, Target, all_at_once, signal, sim};
 use crate::support::*;
 
 const READERS: [&str; 3] = ["deltalake", "polars", "duckdb"];
@@ -253,26 +253,57 @@ async fn three_writers_at_once(s3: bool) {
     }
 }
 
+/// Starts `cmd` and stops it (SIGSTOP) once it has written data files; asserts that it has
+/// committed nothing yet. Ordering comes from the stopped process, not from timing: whatever
+/// happens next, it cannot commit until it is continued.
+async fn start_and_stop_after_its_first_files(target: &Target, cmd: &crate::scenarios::Cmd) -> Stopped {
+    // One table is watched: a listing of every table takes long enough on S3 that a short run
+    // could end meanwhile.
+    let watched = || async { target.keys("upstream_msg").await.iter().filter(|k| k.ends_with(".parquet")).count() };
+    let before = watched().await;
+    let (mut child, log) = cmd.start().await;
+    while watched().await == before {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it wrote a file");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    signal("-STOP", &pid);
+    Stopped { child, log, pid }
+}
+
+struct Stopped {
+    child: tokio::process::Child,
+    log: tokio::task::JoinHandle<String>,
+    pid: String,
+}
+
+/// The versions of every message table.
+async fn all_versions(target: &Target) -> Vec<Vec<u64>> {
+    let mut all = Vec::new();
+    for t in &registry::select("message").unwrap() {
+        all.push(versions(target, t).await);
+    }
+    all
+}
+
 /// A run killed with SIGKILL after writing data files, before committing them: readers see the
 /// table as it was; a re-run commits the account once.
 async fn a_run_killed_before_its_commit(s3: bool) {
-    let (target, sim) = (Target::new(s3).await, sim(40).await);
+    let (target, sim) = (Target::new(s3).await, sim(80).await);
     let flags = delta_flags();
     target.command(&sim, "extract", &[1], &flags).run().await.assert_ok();
     let before = data_files(&target).await;
     let second = target.command(&sim, "extract", &[2], &flags);
-    let (mut child, _log) = second.start().await;
-    while data_files(&target).await == before {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
-    child.start_kill().unwrap(); // SIGKILL
-    child.wait().await.unwrap();
+    let mut stopped = start_and_stop_after_its_first_files(&target, &second).await;
+    let committed_before = all_versions(&target).await;
+    assert!(
+        committed_before.iter().all(|v| v == &[0]),
+        "the second run has committed nothing yet: {committed_before:?}"
+    );
+    stopped.child.start_kill().unwrap(); // SIGKILL
+    stopped.child.wait().await.unwrap();
     assert!(data_files(&target).await > before, "the killed run wrote files");
-    for t in &registry::select("message").unwrap() {
-        assert_eq!(versions(&target, t).await, [0], "{t}: the killed run committed nothing");
-    }
+    assert_eq!(all_versions(&target).await, committed_before, "the killed run committed nothing");
     assert_delta_rows(&target, &[1]).await;
     let rerun = second.run().await;
     rerun.assert_ok();
@@ -283,21 +314,24 @@ async fn a_run_killed_before_its_commit(s3: bool) {
     assert_delta_rows(&target, &[1, 2]).await;
 }
 
-/// A slow run reads the tables before another writer commits to them, and commits after: it
-/// merges its account into the files the other wrote, rather than adding a second file
-/// beside theirs (account 1, in both runs, would be doubled) or dropping theirs.
+/// A run reads the tables (they do not exist yet) and writes files; while it is stopped, another
+/// writer creates every table and commits its accounts; continued, the first must merge its
+/// accounts into the other's files, rather than add a second file beside theirs (account 1, in
+/// both runs, would be doubled) or drop theirs.
 async fn a_table_advanced_mid_run(s3: bool) {
-    let target = Target::new(s3).await;
-    let (slow, fast) = (sim(40).await, sim(0).await);
+    let (target, sim) = (Target::new(s3).await, sim(80).await);
     let flags = delta_flags();
-    let (mut running, log) = target.command(&slow, "extract", &[1, 3], &flags).start().await;
-    let mut stdout = running.stdout.take().unwrap();
-    target.command(&fast, "extract", &[1, 2], &flags).run().await.assert_ok();
-    assert!(running.try_wait().unwrap().is_none(), "the slow run still runs when the other has committed");
-    let status = running.wait().await.unwrap();
+    let mut first =
+        start_and_stop_after_its_first_files(&target, &target.command(&sim, "extract", &[1, 3], &flags)).await;
+    assert!(all_versions(&target).await.iter().all(Vec::is_empty), "no table exists yet");
+    target.command(&sim, "extract", &[1, 2], &flags).run().await.assert_ok();
+    assert!(all_versions(&target).await.iter().all(|v| v == &[0]), "the other run created every table");
+    signal("-CONT", &first.pid);
+    let mut stdout = first.child.stdout.take().unwrap();
+    let status = first.child.wait().await.unwrap();
     let mut printed = String::new();
     stdout.read_to_string(&mut printed).await.unwrap();
-    assert!(status.success(), "{}", log.await.unwrap());
+    assert!(status.success(), "{}", first.log.await.unwrap());
     let summary: serde_json::Value = serde_json::from_str(printed.lines().last().unwrap()).unwrap();
     for t in &registry::select("message").unwrap() {
         assert_eq!(summary["tables"][&t.name]["delta_version"], 1, "{t}: committed after the other run's version 0");
@@ -348,7 +382,7 @@ async fn sigterm_commits_what_the_run_wrote_and_a_rerun_fills_the_rest() {
     while data_files(&target).await == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    crate::scenarios::signal("-TERM", &child.id().unwrap().to_string());
+    signal("-TERM", &child.id().unwrap().to_string());
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops promptly").unwrap();
     let mut printed = String::new();
     stdout.read_to_string(&mut printed).await.unwrap();
