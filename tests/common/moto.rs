@@ -35,18 +35,18 @@ pub fn free_port() -> u16 {
 
 impl Moto {
     pub async fn start() -> Moto {
-        let bin = std::path::Path::new(&python()).with_file_name("moto_server");
+        // moto's server, with its conditional writes made atomic as S3's are (see the script).
+        let serve = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_serve.py");
         let port = free_port();
-        let child = tokio::process::Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = tokio::process::Command::new(python())
+            .args([serve, "127.0.0.1", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
+            .env("MOTO_PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{}: {e} (run the suite with scripts/test.sh, which installs moto)", bin.display())
-            });
+            .unwrap_or_else(|e| panic!("{serve}: {e} (run the suite with scripts/test.sh, which installs moto)"));
         let endpoint = format!("http://127.0.0.1:{port}");
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
