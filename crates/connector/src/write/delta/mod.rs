@@ -221,10 +221,14 @@ impl DeltaTables {
             let writer = self.writer(table);
             let mut seq = writer.committing.lock().await;
             self.commit(ds, table, &writer, &mut seq).await;
-            // The version of a table the run did not change is reported too (read if need be).
+            // The table's version now, other writers' commits included, also for a table the
+            // run did not change.
             let mut state = writer.state.lock().await;
-            if let Ok(TableState { version: Some(v), .. }) = self.loaded(ds, table, &mut state).await.map(|s| &*s) {
-                self.outcomes.lock().unwrap().versions.insert(table.name.clone(), *v);
+            if let Ok(state) = self.loaded(ds, table, &mut state).await
+                && refresh(ds, table, state).await.is_ok()
+                && let Some(v) = state.version
+            {
+                self.outcomes.lock().unwrap().versions.insert(table.name.clone(), v);
             }
         }
         std::mem::take(&mut *self.outcomes.lock().unwrap())
