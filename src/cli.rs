@@ -13,7 +13,7 @@ use wxcube_connector::dates::parse_date;
 #[command(
     name = "wxcube",
     version = env!("WXCUBE_VERSION"),
-    about = "Pulls the WeChat datacube tables (message, user, article and interface analysis) into date-partitioned Parquet."
+    about = "Pulls the WeChat datacube tables (message, user, article and interface analysis) into date-partitioned Parquet or Delta Lake tables."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -205,9 +205,8 @@ pub struct RebuildArgs {
     /// included (whatever raw answers the output holds).
     #[arg(long, default_value = "all,article_legacy", value_name = "all|FAMILY|TABLE,...")]
     pub tables: String,
-    /// How the tables are kept, fixed when the output is first written: `parquet` (Hive-style
-    /// folders) or `delta` (Delta Lake tables of the same files) [default: the output's;
-    /// parquet for a new one].
+    /// The output's format, `parquet` or `delta`: a rebuild writes the tables as they were
+    /// first written, and refuses the other format [default: the output's].
     #[arg(long, value_enum, value_name = "parquet|delta")]
     pub format: Option<OutputFormat>,
     /// How long this run's lease outlives its last renewal (renewed every fifth of it). A run

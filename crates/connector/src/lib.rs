@@ -1,4 +1,5 @@
-//! wxcube's connector: WeChat datacube answers to date-partitioned Parquet, on local disk or S3.
+//! wxcube's connector: WeChat datacube answers to date-partitioned Parquet (or Delta Lake
+//! tables of it), on local disk or S3.
 //!
 //! The pipeline, in the order a run goes through it:
 //!
@@ -11,7 +12,8 @@
 //! - [`answer`] — reading an API answer (its envelope and rows), for extract and normalize;
 //! - [`normalize`] — rows typed, validated and labelled → Arrow batches ([`schema`]);
 //! - [`write`] — batches → Parquet files through `object_store`: merge on write, conditional
-//!   updates, group commit, leases, incremental state, raw answers;
+//!   updates, group commit, leases, incremental state, raw answers, and the Delta log
+//!   (`write::delta`);
 //! - [`run`] — drives the stages window by window for every account, and builds the
 //!   [`summary`]; [`rebuild`] derives the tables again from raw answers.
 //!

@@ -1,4 +1,5 @@
-//! write: Arrow batches → Hive-style date partitions of Parquet, through `object_store`.
+//! write: Arrow batches → Hive-style date partitions of Parquet, through `object_store`; with
+//! `--format delta`, the same files committed to a Delta table's log ([`delta`]).
 //!
 //! Takes, per (table, date), the rows a run fetched and the accounts they were fetched for;
 //! writes `<table>/ref_date=<date>/part-<BB>.parquet`, one file per bucket of accounts.
