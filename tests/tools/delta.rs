@@ -375,14 +375,14 @@ async fn a_table_advanced_mid_run_on_s3() {
 /// the account; a re-run fills the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_commits_what_the_run_wrote_and_a_rerun_fills_the_rest() {
-    let (target, sim) = (Target::new(false).await, sim(40).await);
+    let (target, sim) = (Target::new(false).await, sim(80).await);
     let cmd = target.command(&sim, "extract", &[1], &delta_flags());
-    let (mut child, log) = cmd.start().await;
+    // Stopped once it has written files, then terminated: the signal finds it mid-run however
+    // slow this machine is.
+    let Stopped { mut child, log, pid } = start_and_stop_after_its_first_files(&target, &cmd).await;
     let mut stdout = child.stdout.take().unwrap();
-    while data_files(&target).await == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    signal("-TERM", &child.id().unwrap().to_string());
+    signal("-TERM", &pid);
+    signal("-CONT", &pid);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops promptly").unwrap();
     let mut printed = String::new();
     stdout.read_to_string(&mut printed).await.unwrap();
