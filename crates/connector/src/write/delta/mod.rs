@@ -47,7 +47,7 @@ use super::merge::{self, Merged};
 use super::{Dataset, WriteError, Written, encode_parquet, read_parquet};
 use crate::schema::ArrowSchema;
 use log::{Action, Add, Metadata, Protocol, Remove, TableState, Txn};
-use replay::{load, refresh, write_checkpoint};
+use replay::{get, load, refresh, write_checkpoint};
 use wxcube_registry::Table;
 
 /// Files waiting for a commit that make one: big enough that a backfill's log stays short,
@@ -600,17 +600,13 @@ async fn read_files(
     let mut batches = Vec::with_capacity(files.len());
     for rel in files {
         let path = under(&table_dir(ds, table), rel);
-        let bytes = match ds.output.store.get(&path).await {
-            Ok(found) => found.bytes().await.map_err(|source| ds.store_err(&path, source))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(WriteError::BadFile {
-                    path: ds.output.url_of(&path),
-                    message: format!(
-                        "the Delta log names this file but it is gone (vacuumed too early?); its cells on {date} were not written"
-                    ),
-                });
-            }
-            Err(source) => return Err(ds.store_err(&path, source)),
+        let Some(bytes) = get(ds, &path).await? else {
+            return Err(WriteError::BadFile {
+                path: ds.output.url_of(&path),
+                message: format!(
+                    "the Delta log names this file but it is gone (vacuumed too early?); its cells on {date} were not written"
+                ),
+            });
         };
         let batch = read_parquet(table, bytes)
             .map_err(|message| WriteError::BadFile { path: ds.output.url_of(&path), message })?;

@@ -55,7 +55,8 @@ pub(super) async fn refresh(ds: &Dataset, table: &Table, state: &mut TableState)
     }
 }
 
-async fn get(ds: &Dataset, path: &Path) -> Result<Option<Bytes>, WriteError> {
+/// The object at `path` (`None`: there is none).
+pub(super) async fn get(ds: &Dataset, path: &Path) -> Result<Option<Bytes>, WriteError> {
     match ds.output.store.get(path).await {
         Ok(found) => Ok(Some(found.bytes().await.map_err(|source| ds.store_err(path, source))?)),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
