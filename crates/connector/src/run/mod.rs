@@ -271,8 +271,10 @@ async fn fetch_and_write(ctx: &Arc<Context>, config: &RunConfig, prepared: &Prep
     // Units in flight: enough that requests keep flowing while other units write (a unit's
     // files wait for a group commit on disk, or S3 round trips), few enough that memory stays
     // bounded — each unit holds one window of its accounts' rows until written. Units that
-    // write the same file wait for each other there (see `write::commit`).
-    let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 4 * config.concurrency.max(2));
+    // write the same file wait for each other there (see `write::commit`). With few accounts
+    // a unit holds little, and most units in flight wait for a group commit: 16 per request
+    // slot rather than 4 made one account's six years on disk about 3% faster.
+    let in_flight = (UNIT_ACCOUNTS_IN_FLIGHT / prepared.accounts.len().max(1)).clamp(4, 16 * config.concurrency.max(2));
     tracing::info!(run = %run_id, tables = config.tables.len(), accounts = prepared.accounts.len(), requests = units.iter().map(|u| u.members.len()).sum::<usize>(), latest = %config.latest, "starting extraction");
     futures::stream::iter(units.to_vec())
         .map(|unit| tokio::spawn(run_unit(ctx.clone(), unit)))

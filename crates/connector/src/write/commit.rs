@@ -17,7 +17,9 @@
 //!   [`LOCAL_STRIPES`] lock files under `_wxcube/locks/files/`; an exclusive `flock` on it is
 //!   held from the read to the rename that publishes the new version. The kernel drops the
 //!   lock when its process dies, even by SIGKILL, so a killed writer never blocks the others.
-//!   Two paths may share a stripe: they then wait for each other, which costs time, never rows.
+//!   Two paths may share a stripe: writers of them in two processes then wait for each other,
+//!   which costs time, never rows; within a process, tasks share the stripe's lock
+//!   ([`StripeLocks`]).
 //!   (Readers take no lock: a rename is atomic, so they see the old file or the new one.)
 //!
 //! The caller's decision must depend only on what it is given: after a lost race it is asked
@@ -65,20 +67,22 @@ impl Dataset {
         path: &Path,
         mut decide: impl FnMut(Option<&Bytes>) -> Result<Decision<T>, WriteError>,
     ) -> Result<T, WriteError> {
-        let _mine = self.path_locks.lock(path.as_ref()).await;
-        match self.output.local_path(path) {
-            Some(_) => {
-                let (_held, current) = self.lock_and_read(path).await?;
-                match decide(current.as_ref())? {
-                    Decision::Keep(out) => Ok(out),
-                    Decision::Put(bytes, out) => {
-                        self.put_atomic(path, bytes).await?;
-                        Ok(out)
-                    }
-                }
-            }
-            None => self.update_remote(path, decide).await,
+        if self.output.local_path(path).is_none() {
+            let _mine = self.path_locks.lock(path.as_ref()).await;
+            return self.update_remote(path, decide).await;
         }
+        let (in_place, out) = {
+            let _mine = self.path_locks.lock(path.as_ref()).await;
+            let (_held, current) = self.lock_and_read(path).await?;
+            match decide(current.as_ref())? {
+                Decision::Keep(out) => return Ok(out),
+                Decision::Put(bytes, out) => (self.put_in_place(path, bytes).await?, out),
+            }
+        };
+        // The new file is in place: the next writer of the path may read it now, while this one
+        // waits for it to be durable (see `group_commit`).
+        in_place.durable().await?;
+        Ok(out)
     }
 
     /// The compare-and-swap loop of a store that has conditional writes (S3).
@@ -133,24 +137,19 @@ impl Dataset {
     }
 
     /// Takes the exclusive lock of the stripe `path` hashes to (local disk only), then reads
-    /// the file (`None`: absent). The lock is released when the returned file is dropped.
+    /// the file (`None`: absent). The lock is released once the returned hold, and every other
+    /// hold of the stripe in this process, is dropped ([`StripeLocks`]).
     ///
     /// Both are done here rather than on a blocking thread, since they take microseconds and a
     /// hand-over to another thread costs more on a busy machine; only a lock another process
     /// holds is waited for on a blocking thread.
-    async fn lock_and_read(&self, path: &Path) -> Result<(std::fs::File, Option<Bytes>), WriteError> {
+    async fn lock_and_read(&self, path: &Path) -> Result<(Arc<StripeHold>, Option<Bytes>), WriteError> {
         let stripe = layout::stable_hash(path.as_ref().as_bytes()) % LOCAL_STRIPES;
         let lock_path = layout::file_locks_dir(&self.output.root).join(format!("{stripe:04}.lock"));
         let lock_file = self.output.local_path(&lock_path).expect("a local output");
         let io_err =
             |at: &Path, e: std::io::Error| WriteError::Io { path: self.output.url_of(at), message: e.to_string() };
-        let held = match file_lock::try_lock_exclusive(&lock_file).map_err(|e| io_err(&lock_path, e))? {
-            Some(held) => held,
-            None => tokio::task::spawn_blocking(move || file_lock::lock_exclusive(&lock_file))
-                .await
-                .expect("taking a file lock panicked")
-                .map_err(|e| io_err(&lock_path, e))?,
-        };
+        let held = self.stripe_locks.hold(stripe, lock_file).await.map_err(|e| io_err(&lock_path, e))?;
         let data_file = self.output.local_path(path).expect("a local output");
         match std::fs::read(&data_file) {
             Ok(bytes) => Ok((held, Some(Bytes::from(bytes)))),
@@ -208,6 +207,56 @@ impl PathLocks {
             }
         };
         mutex.lock_owned().await
+    }
+}
+
+/// The stripe locks this process holds (local disk), shared by its tasks.
+///
+/// A stripe's `flock` keeps other processes out of every path of the stripe; within the
+/// process, [`PathLocks`] already keeps tasks of one path apart. So the process takes a
+/// stripe's lock once for all its tasks in that stripe, and lets go when the last is done:
+/// tasks writing unrelated files that happen to share a stripe do not wait for each other, and
+/// the lock file is opened once per hold rather than once per write.
+#[derive(Default)]
+pub struct StripeLocks {
+    map: std::sync::Mutex<HashMap<u64, Weak<StripeHold>>>,
+}
+
+/// One stripe's lock, held (once taken) for as long as a task of this process needs it.
+#[derive(Default)]
+pub struct StripeHold {
+    file: tokio::sync::OnceCell<std::fs::File>,
+}
+
+impl StripeLocks {
+    /// Joins this process's hold of `stripe`, taking its lock file `lock_file` if nobody here
+    /// holds it yet (waiting, on a blocking thread, for another process that does).
+    pub async fn hold(&self, stripe: u64, lock_file: std::path::PathBuf) -> std::io::Result<Arc<StripeHold>> {
+        let hold = {
+            let mut map = self.map.lock().unwrap();
+            if map.len() > 2 * LOCAL_STRIPES as usize {
+                map.retain(|_, h| h.strong_count() > 0);
+            }
+            match map.get(&stripe).and_then(Weak::upgrade) {
+                Some(hold) => hold,
+                None => {
+                    let hold = Arc::new(StripeHold::default());
+                    map.insert(stripe, Arc::downgrade(&hold));
+                    hold
+                }
+            }
+        };
+        hold.file
+            .get_or_try_init(|| async move {
+                match file_lock::try_lock_exclusive(&lock_file)? {
+                    Some(file) => Ok(file),
+                    None => tokio::task::spawn_blocking(move || file_lock::lock_exclusive(&lock_file))
+                        .await
+                        .expect("taking a file lock panicked"),
+                }
+            })
+            .await?;
+        Ok(hold)
     }
 }
 
@@ -348,6 +397,33 @@ pub(crate) mod tests {
         let err = dataset.update(&victim, add("a")).await.unwrap_err().to_string();
         assert!(err.contains("403"), "{err}");
         assert!(dataset.output.store.get(&victim).await.is_err(), "a refused write was repeated");
+    }
+
+    #[tokio::test]
+    async fn tasks_share_a_stripe_lock_that_keeps_other_processes_out_until_the_last_lets_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock_file = tmp.path().join("locks/0007.lock");
+        let locks = StripeLocks::default();
+        let first = locks.hold(7, lock_file.clone()).await.unwrap();
+        // A second task of this process, writing another path of the stripe, does not wait…
+        let second =
+            tokio::time::timeout(Duration::from_secs(5), locks.hold(7, lock_file.clone())).await.unwrap().unwrap();
+        // …while another process (another open file description) is kept out…
+        assert!(file_lock::try_lock_exclusive(&lock_file).unwrap().is_none());
+        drop(first);
+        assert!(file_lock::try_lock_exclusive(&lock_file).unwrap().is_none(), "let go while a task still holds it");
+        // …until the last task lets go.
+        drop(second);
+        let other = file_lock::try_lock_exclusive(&lock_file).unwrap().expect("released with the last hold");
+        // And this process waits for the other one in turn.
+        let waiting = tokio::spawn({
+            let lock_file = lock_file.clone();
+            async move { StripeLocks::default().hold(7, lock_file).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "took a stripe another process holds");
+        drop(other);
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
     }
 
     #[tokio::test]

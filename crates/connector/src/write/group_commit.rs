@@ -8,6 +8,9 @@
 //! 3. calls `syncfs` once: the names of (1), and the data of (2), are now on the device;
 //! 4. tells the writers of (1) their file is durable; the files of (2) are renamed next round.
 //!
+//! A writer is also told when its file is in place (1), so that it can let the next writer of
+//! the same path read it without waiting for (3).
+//!
 //! One sync per round serves two batches, and while it runs new files queue up for the next:
 //! the more writers wait, the fewer syncs each file costs. On a disk where every sync is a
 //! synchronous device write, per-file syncs were half the wall time of a run (README,
@@ -30,23 +33,34 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use tokio::sync::oneshot;
+
 /// Files committed together at most; more wait for the next batch.
 const MAX_BATCH: usize = 1024;
-
-/// Folders known to exist, remembered so that publishing a file does not look its folder up
-/// again; forgotten when there are more than this.
-const KNOWN_FOLDERS: usize = 4096;
 
 /// The committer of one output folder.
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
 }
 
-/// A staged file to publish, and the writer waiting for it.
+/// A staged file to publish, and the writer waiting for it: told once when the file is in
+/// place, once more when its name is durable too.
 struct Job {
     staged: PathBuf,
     dest: PathBuf,
-    done: tokio::sync::oneshot::Sender<io::Result<()>>,
+    renamed: Option<oneshot::Sender<io::Result<()>>>,
+    done: oneshot::Sender<io::Result<()>>,
+}
+
+/// A file in place under its final name, not yet known to be durable.
+#[must_use = "a published file is not durable until `durable` says so"]
+pub struct Published(oneshot::Receiver<io::Result<()>>);
+
+impl Published {
+    /// Returns once the file's name is durable too.
+    pub async fn durable(self) -> io::Result<()> {
+        self.0.await.unwrap_or_else(|_| Err(io::Error::other("the committer stopped before the file was durable")))
+    }
 }
 
 impl GroupCommit {
@@ -59,20 +73,27 @@ impl GroupCommit {
     }
 
     /// Publishes `staged` (fully written) as `dest` with the other files waiting; returns once
-    /// both its data and its name are durable. On failure the staged file is removed and `dest`
-    /// is as it was.
-    pub async fn publish(&self, staged: PathBuf, dest: PathBuf) -> io::Result<()> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.jobs.send(Job { staged: staged.clone(), dest, done }).is_err() {
+    /// it is in place under `dest` (its data durable, its name perhaps not yet: see
+    /// [`Published::durable`]). On failure the staged file is removed and `dest` is as it was.
+    ///
+    /// A writer that must exclude others from `dest` until its file is in place can let them in
+    /// as soon as this returns: a later writer's file is renamed in a later round, after the
+    /// sync that made this name durable, so a power cut keeps the two in order.
+    pub async fn publish(&self, staged: PathBuf, dest: PathBuf) -> io::Result<Published> {
+        let (renamed, in_place) = oneshot::channel();
+        let (done, durable) = oneshot::channel();
+        if self.jobs.send(Job { staged: staged.clone(), dest, renamed: Some(renamed), done }).is_err() {
             let _ = fs::remove_file(&staged);
             return Err(io::Error::other("the committer has stopped"));
         }
-        wait.await.unwrap_or_else(|_| Err(io::Error::other("the committer stopped before the file was durable")))
+        in_place
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the committer stopped before the file was in place")))?;
+        Ok(Published(durable))
     }
 }
 
 fn committer(root: &Path, waiting: &mpsc::Receiver<Job>) {
-    let mut known = BTreeSet::new();
     // Files whose data is durable, to be renamed into place.
     let mut durable: Vec<Job> = Vec::new();
     loop {
@@ -85,24 +106,24 @@ fn committer(root: &Path, waiting: &mpsc::Receiver<Job>) {
             }
         }
         arrived.extend(waiting.try_iter().take(MAX_BATCH));
-        if known.len() > KNOWN_FOLDERS {
-            known.clear();
-        }
-        durable = round(root, std::mem::take(&mut durable), arrived, &mut known);
+        durable = round(root, std::mem::take(&mut durable), arrived);
     }
 }
 
 /// Steps 1–4 of the module's description; returns the files of (2), now durable.
-/// `known`: folders known to exist.
-fn round(root: &Path, durable: Vec<Job>, arrived: Vec<Job>, known: &mut BTreeSet<PathBuf>) -> Vec<Job> {
+fn round(root: &Path, durable: Vec<Job>, arrived: Vec<Job>) -> Vec<Job> {
     let mut published = Vec::with_capacity(durable.len());
     let mut folders = BTreeSet::new();
-    for job in durable {
-        match publish(&job, known, &mut folders) {
-            Ok(()) => published.push(job),
+    for mut job in durable {
+        let renamed = job.renamed.take().expect("a job is renamed once");
+        match publish(&job, &mut folders) {
+            Ok(()) => {
+                let _ = renamed.send(Ok(()));
+                published.push(job);
+            }
             Err(e) => {
                 let _ = fs::remove_file(&job.staged);
-                let _ = job.done.send(Err(e));
+                let _ = renamed.send(Err(e));
             }
         }
     }
@@ -115,31 +136,28 @@ fn round(root: &Path, durable: Vec<Job>, arrived: Vec<Job>, known: &mut BTreeSet
     match synced {
         Ok(()) => arrived,
         Err(e) => {
-            for job in arrived {
+            for mut job in arrived {
                 let _ = fs::remove_file(&job.staged);
-                let _ = job.done.send(Err(copy(&e)));
+                if let Some(renamed) = job.renamed.take() {
+                    let _ = renamed.send(Err(copy(&e)));
+                }
             }
             Vec::new()
         }
     }
 }
 
-/// Renames a staged file into place, making its folder first if need be; the folders whose
-/// entries changed go into `touched`.
-fn publish(job: &Job, known: &mut BTreeSet<PathBuf>, touched: &mut BTreeSet<PathBuf>) -> io::Result<()> {
+/// Renames a staged file into place, making its folder first if it is missing; the folders
+/// whose entries changed go into `touched`. Folders are made here, by one thread, rather than
+/// by the writers: two threads making folders in one table folder queue for its lock, and on
+/// ext4 spin while they wait, burning the CPU the other needs.
+fn publish(job: &Job, touched: &mut BTreeSet<PathBuf>) -> io::Result<()> {
     let parent = job.dest.parent().expect("a published file lives in a folder").to_path_buf();
     let rename = || fs::rename(&job.staged, &job.dest);
-    if known.contains(&parent) {
-        // Someone may have removed the folder since: then it is made again.
-        rename().or_else(|e| match e.kind() {
-            io::ErrorKind::NotFound => create_dirs(&parent, touched).and_then(|()| rename()),
-            _ => Err(e),
-        })?;
-    } else {
-        create_dirs(&parent, touched)?;
-        rename()?;
-    }
-    known.insert(parent.clone());
+    rename().or_else(|e| match e.kind() {
+        io::ErrorKind::NotFound => create_dirs(&parent, touched).and_then(|()| rename()),
+        _ => Err(e),
+    })?;
     touched.insert(parent);
     Ok(())
 }
@@ -147,18 +165,22 @@ fn publish(job: &Job, known: &mut BTreeSet<PathBuf>, touched: &mut BTreeSet<Path
 /// Creates `dir` and its missing parents; every folder whose entries changed is added to
 /// `touched`, to be made durable with the batch.
 fn create_dirs(dir: &Path, touched: &mut BTreeSet<PathBuf>) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dirs(parent, touched)?;
-        touched.insert(parent.to_path_buf());
-    }
+    let parent = dir.parent().expect("a data folder lives in the output folder");
     match fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dirs(parent, touched)?;
+            match fs::create_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
         // Another writer (this process's or another's) made it first.
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(()) => {}
     }
+    touched.insert(parent.to_path_buf());
+    Ok(())
 }
 
 /// Makes `paths` (files or folders, all under `root`) durable.
@@ -199,7 +221,7 @@ mod tests {
                     let staged = staging.join(format!("{i}.tmp"));
                     fs::write(&staged, format!("file {i}")).unwrap();
                     let dest = root.join(format!("t/ref_date=2024-03-{:02}/part-00.parquet", i % 7 + 1));
-                    commit.publish(staged, dest).await
+                    commit.publish(staged, dest).await?.durable().await
                 })
             })
             .collect();
@@ -218,7 +240,10 @@ mod tests {
         let commit = GroupCommit::start(tmp.path().to_path_buf()).unwrap();
         let dest = tmp.path().join("t/part-00.parquet");
         fs::write(staging.join("1"), b"old").unwrap();
-        commit.publish(staging.join("1"), dest.clone()).await.unwrap();
+        let published = commit.publish(staging.join("1"), dest.clone()).await.unwrap();
+        // In place for every reader as soon as `publish` returns, before it is known durable.
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        published.durable().await.unwrap();
         // A file where a folder should be: the partition folder cannot be created.
         fs::write(tmp.path().join("blocked"), b"").unwrap();
         fs::write(staging.join("2"), b"new").unwrap();

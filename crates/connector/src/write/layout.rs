@@ -58,6 +58,16 @@ pub fn staging_dir(root: &Path) -> Path {
     root.clone().join(META_DIR).join("staging")
 }
 
+/// Folders files are staged in, taken in turn. Creating a file, and renaming one out, lock
+/// the folder: with one folder, the writers and the committer would queue for it (and on ext4
+/// spin waiting, burning the CPU they wait for).
+pub const STAGING_FOLDERS: u64 = 16;
+
+/// The staging folder of the `n`th file staged.
+pub fn staging_folder(root: &Path, n: u64) -> Path {
+    staging_dir(root).join(format!("{:02}", n % STAGING_FOLDERS))
+}
+
 /// The lease object of one bucket: who is working on which of its accounts.
 pub fn lease_path(root: &Path, bucket: u32) -> Path {
     root.clone().join(META_DIR).join("locks").join(format!("bucket-{bucket:02}.json"))

@@ -50,7 +50,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AppId;
-use commit::{Decision, PathLocks};
+use commit::{Decision, PathLocks, StripeLocks};
 use group_commit::GroupCommit;
 use merge::Merged;
 use store::Output;
@@ -159,6 +159,8 @@ pub struct Dataset {
     unique: AtomicU64,
     /// Tasks of this process writing the same object wait for each other (see `commit`).
     path_locks: PathLocks,
+    /// Local disk: the stripe locks this process holds (see `commit`).
+    stripe_locks: StripeLocks,
     /// Local disk: makes files durable a batch at a time (see `group_commit`).
     group_commit: Option<GroupCommit>,
     /// `--format delta`: the run's Delta tables (see [`Dataset::for_run`]).
@@ -247,7 +249,10 @@ impl Dataset {
                 let staging = output.local_path(&layout::staging_dir(&output.root)).expect("a local output");
                 let io_err =
                     |e: std::io::Error| WriteError::Io { path: staging.display().to_string(), message: e.to_string() };
-                std::fs::create_dir_all(&staging).map_err(io_err)?;
+                for n in 0..layout::STAGING_FOLDERS {
+                    let folder = layout::staging_folder(&output.root, n);
+                    std::fs::create_dir_all(output.local_path(&folder).expect("a local output")).map_err(io_err)?;
+                }
                 Some(GroupCommit::start(dir.clone()).map_err(io_err)?)
             }
             store::OutputSpec::S3 { .. } => None,
@@ -257,6 +262,7 @@ impl Dataset {
             settings,
             unique: AtomicU64::new(0),
             path_locks: PathLocks::default(),
+            stripe_locks: StripeLocks::default(),
             group_commit,
             delta: None,
         };
@@ -354,14 +360,20 @@ impl Dataset {
     /// and durable on its own; on local disk the file is written under `_wxcube/staging/`, then
     /// made durable and renamed into place with the other files waiting ([`group_commit`]).
     pub(crate) async fn put_atomic(&self, path: &Path, bytes: Bytes) -> Result<(), WriteError> {
+        self.put_in_place(path, bytes).await?.durable().await
+    }
+
+    /// Like [`Dataset::put_atomic`], but returns as soon as `path` holds `bytes` for every
+    /// reader; the file is durable once the returned [`InPlace`] says so.
+    pub(crate) async fn put_in_place(&self, path: &Path, bytes: Bytes) -> Result<InPlace, WriteError> {
         let (Some(dest), Some(group)) = (self.output.local_path(path), &self.group_commit) else {
             let store = &self.output.store;
             store.put(path, PutPayload::from(bytes)).await.map_err(|source| self.store_err(path, source))?;
-            return Ok(());
+            return Ok(InPlace(None));
         };
         let io_err = |e: std::io::Error| WriteError::Io { path: self.output.url_of(path), message: e.to_string() };
         let n = self.unique.fetch_add(1, Ordering::Relaxed);
-        let staged_path = layout::staging_dir(&self.output.root).join(format!("{}-{n}.tmp", std::process::id()));
+        let staged_path = layout::staging_folder(&self.output.root, n).join(format!("{}-{n}.tmp", std::process::id()));
         let staged = self.output.local_path(&staged_path).expect("a local output");
         // Written here, not on a blocking thread: a file of a few kilobytes goes to the page cache
         // in microseconds, less than handing it to another thread costs. The sync that can
@@ -376,7 +388,25 @@ impl Dataset {
                 std::fs::write(&staged, &bytes)
             })
             .map_err(io_err)?;
-        group.publish(staged, dest).await.map_err(io_err)
+        let published = group.publish(staged, dest).await.map_err(io_err)?;
+        Ok(InPlace(Some((published, self.output.url_of(path)))))
+    }
+}
+
+/// A file every reader sees, whose durability may still be on its way: on local disk, the
+/// group commit's answer, and the file's address for an error.
+#[must_use = "a file is not durable until `durable` says so"]
+pub(crate) struct InPlace(Option<(group_commit::Published, String)>);
+
+impl InPlace {
+    /// Returns once the file survives a power cut.
+    pub(crate) async fn durable(self) -> Result<(), WriteError> {
+        match self.0 {
+            None => Ok(()),
+            Some((published, path)) => {
+                published.durable().await.map_err(|e| WriteError::Io { path, message: e.to_string() })
+            }
+        }
     }
 }
 
