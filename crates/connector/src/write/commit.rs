@@ -233,10 +233,8 @@ impl StripeLocks {
     /// holds it yet (waiting, on a blocking thread, for another process that does).
     pub async fn hold(&self, stripe: u64, lock_file: std::path::PathBuf) -> std::io::Result<Arc<StripeHold>> {
         let hold = {
+            // At most one entry per stripe: the map needs no pruning.
             let mut map = self.map.lock().unwrap();
-            if map.len() > 2 * LOCAL_STRIPES as usize {
-                map.retain(|_, h| h.strong_count() > 0);
-            }
             match map.get(&stripe).and_then(Weak::upgrade) {
                 Some(hold) => hold,
                 None => {

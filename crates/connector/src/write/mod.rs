@@ -332,6 +332,15 @@ impl Dataset {
         WriteError::Store { path: self.output.url_of(path), source }
     }
 
+    /// The whole object at `path` (`None`: there is none).
+    pub(crate) async fn get_if_exists(&self, path: &Path) -> Result<Option<Bytes>, WriteError> {
+        match self.output.store.get(path).await {
+            Ok(found) => Ok(Some(found.bytes().await.map_err(|source| self.store_err(path, source))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(self.store_err(path, source)),
+        }
+    }
+
     pub fn bucket_of(&self, appid: &AppId) -> u32 {
         layout::bucket_of(appid, self.settings.buckets)
     }

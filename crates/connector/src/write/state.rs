@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
@@ -73,13 +72,9 @@ impl StateFiles<'_> {
     /// The state of one bucket; empty if none was written yet.
     pub async fn load(&self, bucket: u32) -> Result<BucketState, WriteError> {
         let path = state_path(&self.0.output.root, bucket);
-        match self.0.output.store.get(&path).await {
-            Ok(found) => {
-                let bytes = found.bytes().await.map_err(|source| self.0.store_err(&path, source))?;
-                self.parse_state(&path, &bytes)
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(BucketState::empty()),
-            Err(source) => Err(self.0.store_err(&path, source)),
+        match self.0.get_if_exists(&path).await? {
+            Some(bytes) => self.parse_state(&path, &bytes),
+            None => Ok(BucketState::empty()),
         }
     }
 

@@ -47,7 +47,7 @@ use super::merge::{self, Merged};
 use super::{Dataset, WriteError, Written, encode_parquet, read_parquet};
 use crate::schema::ArrowSchema;
 use log::{Action, Add, Metadata, Protocol, Remove, TableState, Txn};
-use replay::{get, load, refresh, write_checkpoint};
+use replay::{load, refresh, write_checkpoint};
 use wxcube_registry::Table;
 
 /// Files waiting for a commit that make one: big enough that a backfill's log stays short,
@@ -600,7 +600,7 @@ async fn read_files(
     let mut batches = Vec::with_capacity(files.len());
     for rel in files {
         let path = under(&table_dir(ds, table), rel);
-        let Some(bytes) = get(ds, &path).await? else {
+        let Some(bytes) = ds.get_if_exists(&path).await? else {
             return Err(WriteError::BadFile {
                 path: ds.output.url_of(&path),
                 message: format!(

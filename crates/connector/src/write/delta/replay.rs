@@ -2,7 +2,6 @@
 //! then every commit after it), and writing checkpoints.
 
 use bytes::Bytes;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde_json::json;
 
@@ -14,18 +13,21 @@ use wxcube_registry::Table;
 /// Reads the log from its last checkpoint into `state` (which must be empty).
 pub(super) async fn load(ds: &Dataset, table: &Table, state: &mut TableState) -> Result<(), WriteError> {
     let log_dir = table_dir(ds, table).join("_delta_log");
-    let mut checkpoint = match get(ds, &log_dir.clone().join("_last_checkpoint")).await? {
+    let mut checkpoint = match ds.get_if_exists(&log_dir.clone().join("_last_checkpoint")).await? {
         Some(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["version"].as_u64()),
         None => None,
     };
-    if checkpoint.is_none() && get(ds, &log_dir.clone().join(log::commit_name(0))).await?.is_none() {
+    if checkpoint.is_none() && ds.get_if_exists(&log_dir.clone().join(log::commit_name(0))).await?.is_none() {
         // No version 0: a new table, or one whose early commits were cleaned up after a
         // checkpoint whose pointer is missing.
         checkpoint = latest_checkpoint(ds, &log_dir).await?;
     }
     if let Some(v) = checkpoint {
         let path = log_dir.clone().join(log::checkpoint_name(v));
-        let bytes = get(ds, &path).await?.ok_or_else(|| bad_table(ds, table, &format!("checkpoint {v} is missing")))?;
+        let bytes = ds
+            .get_if_exists(&path)
+            .await?
+            .ok_or_else(|| bad_table(ds, table, &format!("checkpoint {v} is missing")))?;
         let actions = checkpoint::decode(bytes).map_err(|e| bad_table(ds, table, &e))?;
         state.apply(v, actions).map_err(|e| bad_table(ds, table, &e))?;
     }
@@ -49,18 +51,9 @@ pub(super) async fn refresh(ds: &Dataset, table: &Table, state: &mut TableState)
     let log_dir = table_dir(ds, table).join("_delta_log");
     loop {
         let next = state.version.map_or(0, |v| v + 1);
-        let Some(bytes) = get(ds, &log_dir.clone().join(log::commit_name(next))).await? else { return Ok(()) };
+        let Some(bytes) = ds.get_if_exists(&log_dir.clone().join(log::commit_name(next))).await? else { return Ok(()) };
         let actions = log::decode_commit(&bytes).map_err(|e| bad_table(ds, table, &format!("version {next}: {e}")))?;
         state.apply(next, actions).map_err(|e| bad_table(ds, table, &e))?;
-    }
-}
-
-/// The object at `path` (`None`: there is none).
-pub(super) async fn get(ds: &Dataset, path: &Path) -> Result<Option<Bytes>, WriteError> {
-    match ds.output.store.get(path).await {
-        Ok(found) => Ok(Some(found.bytes().await.map_err(|source| ds.store_err(path, source))?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(source) => Err(ds.store_err(path, source)),
     }
 }
 
