@@ -20,7 +20,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use cli::{Cli, Command, LogFormat};
 use exit::{Done, Failure};
@@ -134,24 +136,79 @@ fn flag_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The HTTP stack: its lower log levels print request URLs, and those carry access tokens.
+const HTTP_STACK: [&str; 6] = ["reqwest", "hyper", "hyper_util", "h2", "rustls", "object_store"];
+
 /// Logs go to stderr, so stdout stays clean for the plan and the summary. Only wxcube's own
-/// events are shown by default; the HTTP stack is capped at `warn` whatever RUST_LOG says,
-/// because its lower levels print request URLs, and those carry access tokens.
+/// events are shown by default; `RUST_LOG` (`target=level,…` or a bare level) replaces that,
+/// except that the HTTP stack stays capped at `warn` whatever it says (see [`HTTP_STACK`]).
+///
+/// A target filter rather than `tracing-subscriber`'s `EnvFilter`: the same `RUST_LOG`
+/// syntax without span and field filters, and without the regex crates `EnvFilter` pulls in,
+/// 23 s of CPU in a new user's first build (README, "Performance").
 fn init_logging(format: LogFormat, verbose: u8) {
     let default = match verbose {
         0 => "wxcube=info",
         1 => "wxcube=debug",
         _ => "wxcube=trace",
     };
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    for noisy in ["reqwest=warn", "hyper=warn", "hyper_util=warn", "h2=warn", "rustls=warn", "object_store=warn"] {
-        filter = filter.add_directive(noisy.parse().expect("valid directive"));
-    }
+    let asked = std::env::var("RUST_LOG").ok().filter(|s| !s.trim().is_empty()).map(|s| s.parse::<Targets>());
+    let filter = match &asked {
+        Some(Ok(targets)) => log_filter(targets),
+        _ => log_filter(&default.parse().expect("valid directive")),
+    };
     wxcube_connector::progress::enable(format == LogFormat::Text);
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| wxcube_connector::progress::LogWriter);
+    // Every level reaches the filter, which alone decides.
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
+        .with_writer(|| wxcube_connector::progress::LogWriter);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().flatten_event(true).finish().with(filter).init(),
+        LogFormat::Text => {
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).finish().with(filter).init()
+        }
+    }
+    if let Some(Err(e)) = asked {
+        tracing::warn!(
+            "RUST_LOG is not a list of target=level directives ({e}); logging at the default level instead. \
+             Set it like RUST_LOG=wxcube=debug,wxcube_connector::write=trace"
+        );
+    }
+}
+
+/// What `asked` enables, with every target of the HTTP stack (and any finer target within
+/// it) replaced by a cap at `warn`.
+fn log_filter(asked: &Targets) -> Targets {
+    let in_http_stack = |target: &str| {
+        HTTP_STACK.iter().any(|c| target == *c || target.strip_prefix(c).is_some_and(|r| r.starts_with("::")))
+    };
+    let mut filter = Targets::new()
+        .with_targets(asked.iter().filter(|(target, _)| !in_http_stack(target)).map(|(t, l)| (t.to_string(), l)));
+    if let Some(level) = asked.default_level() {
+        filter = filter.with_default(level);
+    }
+    filter.with_targets(HTTP_STACK.map(|c| (c, LevelFilter::WARN)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_is_followed_except_that_the_http_stack_stays_at_warn() {
+        let asked: Targets =
+            "debug,wxcube=trace,hyper_util::client::legacy=trace,reqwest=debug,tokio=off".parse().unwrap();
+        let filter = log_filter(&asked);
+        assert!(filter.would_enable("wxcube_connector::run", &Level::TRACE));
+        assert!(filter.would_enable("axum::serve", &Level::DEBUG), "the bare level is the default");
+        assert!(!filter.would_enable("tokio::task", &Level::ERROR));
+        for target in ["hyper_util::client::legacy::pool", "reqwest::connect", "h2::codec", "object_store::aws"] {
+            assert!(!filter.would_enable(target, &Level::INFO), "{target} logs below warn");
+            assert!(filter.would_enable(target, &Level::WARN), "{target} warnings are kept");
+        }
+        // A crate whose name merely starts like one of the HTTP stack's is the user's to set.
+        let filter = log_filter(&"hyperloop=trace".parse().unwrap());
+        assert!(filter.would_enable("hyperloop", &Level::TRACE));
     }
 }
