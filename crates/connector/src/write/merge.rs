@@ -7,11 +7,14 @@
 //! decided per account. A file where no account changed is not rewritten at all.
 
 use crate::schema::ArrowSchema;
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
-use arrow_ord::sort::{SortColumn, lexsort_to_indices};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{ArrowPrimitiveType, Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, TimeUnit};
 use arrow_select::concat::concat_batches;
 use arrow_select::filter::filter_record_batch;
 use arrow_select::take::take_record_batch;
@@ -89,13 +92,65 @@ fn same_values(table: &Table, a: &RecordBatch, b: &RecordBatch) -> bool {
 }
 
 /// Sorts by appid, then the table's row key.
+///
+/// A stable sort of row indices with one comparator per key column, then one `take`. The
+/// keys are never null (the registry refuses a nullable row key, and every row has an appid),
+/// and a file holds at most a few thousand rows, so this needs nothing of `arrow-ord`'s sort
+/// kernels, a crate that cost a new user's first build 77 s of CPU (README, "Performance").
 pub fn sort_rows(table: &Table, batch: &RecordBatch) -> RecordBatch {
-    let keys: Vec<SortColumn> = std::iter::once(table.appid_column())
+    let keys: Vec<&dyn Array> = std::iter::once(table.appid_column())
         .chain(table.row_key.iter().copied())
-        .map(|i| SortColumn { values: batch.column(i).clone(), options: None })
+        .map(|i| batch.column(i).as_ref())
         .collect();
-    let indices = lexsort_to_indices(&keys, None).expect("sort keys are primitive or string columns");
-    take_record_batch(batch, &indices).expect("indices come from the batch")
+    take_record_batch(batch, &sorted_order(&keys)).expect("indices come from the batch")
+}
+
+/// The row indices that put `keys` (columns of one length) in ascending lexicographic order.
+fn sorted_order(keys: &[&dyn Array]) -> UInt32Array {
+    let comparators: Vec<Comparator> = keys.iter().map(|column| comparator(*column)).collect();
+    let rows = keys.first().map_or(0, |k| k.len());
+    let rows = u32::try_from(rows).expect("a file holds fewer than 2^32 rows");
+    let mut order: Vec<u32> = (0..rows).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        comparators.iter().map(|cmp| cmp(a, b)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+    });
+    UInt32Array::from(order)
+}
+
+/// Compares two rows of one key column.
+type Comparator<'a> = Box<dyn Fn(usize, usize) -> Ordering + 'a>;
+
+fn comparator(column: &dyn Array) -> Comparator<'_> {
+    debug_assert_eq!(column.null_count(), 0, "sort keys are never null");
+    match column.data_type() {
+        DataType::Utf8 => {
+            let values = column.as_string::<i32>();
+            Box::new(move |a, b| values.value(a).cmp(values.value(b)))
+        }
+        DataType::Boolean => {
+            let values = column.as_boolean();
+            Box::new(move |a, b| values.value(a).cmp(&values.value(b)))
+        }
+        // The order arrow's own kernels give doubles: IEEE 754 totalOrder.
+        DataType::Float64 => {
+            let values = column.as_primitive::<Float64Type>();
+            Box::new(move |a, b| values.value(a).total_cmp(&values.value(b)))
+        }
+        DataType::Int32 => ordered::<Int32Type>(column),
+        DataType::Int64 => ordered::<Int64Type>(column),
+        DataType::Date32 => ordered::<Date32Type>(column),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => ordered::<TimestampMicrosecondType>(column),
+        other => unreachable!("the registry has no sort key of type {other}"),
+    }
+}
+
+fn ordered<T: ArrowPrimitiveType>(column: &dyn Array) -> Comparator<'_>
+where
+    T::Native: Ord,
+{
+    let values = column.as_primitive::<T>();
+    Box::new(move |a, b| values.value(a).cmp(&values.value(b)))
 }
 
 #[cfg(test)]
@@ -151,6 +206,72 @@ mod tests {
         let new = batch(&[("wxb", 2, 2, 2)], 200);
         assert!(matches!(merge(table(), Some(&old), &BTreeSet::from(["wxb"]), &new), Merged::Unchanged));
         assert!(matches!(merge(table(), None, &BTreeSet::from(["wxb"]), &batch(&[], 1)), Merged::Unchanged));
+    }
+
+    #[test]
+    fn rows_are_sorted_by_appid_then_row_key() {
+        let rows = batch(&[("wxb", 2, 1, 1), ("wxa", 3, 1, 1), ("wxb", 1, 1, 1), ("wxa", 1, 1, 1)], 100);
+        let sorted = sort_rows(table(), &rows);
+        let msg_type = table().columns.iter().position(|c| c.name == "msg_type").unwrap();
+        let msg_type = sorted.column(msg_type).as_primitive::<Int32Type>();
+        let order: Vec<(&str, i32)> =
+            (0..sorted.num_rows()).map(|i| (appids(table(), &sorted).value(i), msg_type.value(i))).collect();
+        assert_eq!(order, [("wxa", 1), ("wxa", 3), ("wxb", 1), ("wxb", 2)]);
+    }
+
+    mod against_arrow_sort {
+        use super::super::sorted_order;
+        use arrow_array::{
+            Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+            TimestampMicrosecondArray,
+        };
+        use arrow_ord::sort::{SortColumn, lexsort_to_indices};
+        use arrow_select::take::take;
+        use proptest::prelude::*;
+        use std::sync::Arc;
+
+        /// A key column of `rows` values of one of the types a row key can have, drawn from a
+        /// few values so that ties, decided by the next column, are common.
+        fn column(kind: u8, rows: usize) -> impl Strategy<Value = ArrayRef> {
+            let few = proptest::collection::vec(0u8..4, rows);
+            few.prop_map(move |v| -> ArrayRef {
+                match kind % 7 {
+                    0 => Arc::new(StringArray::from_iter_values(v.iter().map(|x| ["b", "a", "ab", ""][*x as usize]))),
+                    1 => Arc::new(Int32Array::from_iter_values(v.iter().map(|x| i32::from(*x) - 2))),
+                    2 => Arc::new(Int64Array::from_iter_values(v.iter().map(|x| i64::MAX - i64::from(*x)))),
+                    3 => {
+                        Arc::new(Float64Array::from_iter_values(v.iter().map(|x| [-0.0, 0.0, 1.5, -7.0][*x as usize])))
+                    }
+                    4 => Arc::new(BooleanArray::from_iter(v.iter().map(|x| Some(*x % 2 == 0)))),
+                    5 => Arc::new(Date32Array::from_iter_values(v.iter().map(|x| 19_000 + i32::from(*x)))),
+                    _ => Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(v.iter().map(|x| i64::from(*x) * 1_000_000))
+                            .with_timezone("UTC"),
+                    ),
+                }
+            })
+        }
+
+        fn keys() -> impl Strategy<Value = Vec<ArrayRef>> {
+            (0usize..40, proptest::collection::vec(any::<u8>(), 1..4))
+                .prop_flat_map(|(rows, kinds)| kinds.into_iter().map(|k| column(k, rows)).collect::<Vec<_>>())
+        }
+
+        proptest! {
+            /// Ties may come out in either order, so what is compared is the sorted keys.
+            #[test]
+            fn the_keys_come_out_in_arrows_order(keys in keys()) {
+                let refs: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
+                let ours = sorted_order(&refs);
+                let sort_columns: Vec<SortColumn> =
+                    keys.iter().map(|k| SortColumn { values: k.clone(), options: None }).collect();
+                let arrows = lexsort_to_indices(&sort_columns, None).unwrap();
+                for key in &keys {
+                    let (ours, arrows) = (take(key, &ours, None).unwrap(), take(key, &arrows, None).unwrap());
+                    prop_assert_eq!(&ours, &arrows);
+                }
+            }
+        }
     }
 
     #[test]
