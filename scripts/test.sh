@@ -61,8 +61,6 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 cargo install --quiet --debug --locked --path . --root "$install_dir/cargo" --target-dir "$target_dir"
 "$install_dir/cargo/bin/wxcube" --version
 echo "==> cargo test --test tools (DuckDB, PySpark, moto, Airflow, the Delta readers, the wheel)"
-# Two at a time: each starts its own moto server or JVM, and on two cores more of them at once
-# starve moto until it stops accepting connections within object_store's timeouts. Four at once
-# did on a faster host; three did on a host half as fast (a moto unanswered for over ten
-# seconds, so a run's lease renewals failed and, as they must, its writes stopped).
-cargo test --test tools -- --test-threads 2
+# Three at a time: each starts its own moto server or JVM, and on two cores more of them at once
+# starved moto until it stopped accepting connections within object_store's connect timeout.
+cargo test --test tools -- --test-threads 3

@@ -15,13 +15,6 @@ use wxcube_simulator::{self as simulate, Clock, RunningSimulator, SimConfig, Sim
 /// The simulated "today" of most tests: pinned so the data and plans never drift.
 pub const TODAY: &str = "2024-04-10";
 
-/// `--lease-secs` of the tests whose runs hold S3 leases while they are killed, stalled or
-/// taken over: short enough to wait out, long enough that a renewal on a loaded machine is
-/// still in time. A renewal is a read and a conditional write on moto; with three tools tests
-/// at once on two cores (each with its own moto, some with JVMs) one took over six seconds,
-/// and a run whose lease may have lapsed rightly stops writing. Ten seconds was not enough.
-pub const LEASE_SECS: u64 = 20;
-
 pub fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }

@@ -37,13 +37,12 @@ async fn a_run_killed_holding_its_lease_is_taken_over_on_s3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_that_loses_its_lease_stops_writing_and_says_so() {
     let (target, sim) = (Target::new(true).await, sim(5).await);
-    let lease = LEASE_SECS.to_string();
-    let flags = ["--begin", BEGIN, "--end", END, "--lease-secs", &lease];
+    let flags = ["--begin", BEGIN, "--end", END, "--lease-secs", "10"];
     let cmd = target.command(&sim, "extract", &[1, 2, 3], &flags);
     let (stalled, log) = cmd.start().await;
     let pid = stalled.id().unwrap().to_string();
     signal("-STOP", &pid);
-    tokio::time::sleep(Duration::from_secs(LEASE_SECS + 3)).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
     let other = cmd.run().await;
     other.assert_ok();
     signal("-CONT", &pid);
