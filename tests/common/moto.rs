@@ -38,7 +38,7 @@ impl Moto {
         // moto's server, with its conditional writes made atomic as S3's are (see the script).
         let serve = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_serve.py");
         let port = free_port();
-        let child = tokio::process::Command::new(python())
+        let mut child = tokio::process::Command::new(python())
             .args([serve, "127.0.0.1", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
             .env("MOTO_PORT", port.to_string())
@@ -48,12 +48,20 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| panic!("{serve}: {e} (run the suite with scripts/test.sh, which installs moto)"));
         let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
+        // moto imports for seconds; on a machine busy with other tests (a JVM, another moto),
+        // for more than ten. A minute, unless it exits first.
+        let mut listening = false;
+        for _ in 0..1200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                listening = true;
                 break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{serve} exited with {status} before it listened on port {port}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert!(listening, "{serve} did not listen on port {port} within a minute");
         let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_setup.py");
         let out = tokio::process::Command::new(python()).args([setup, &endpoint, BUCKET]).output().await.unwrap();
         assert!(out.status.success(), "moto set-up: {}", String::from_utf8_lossy(&out.stderr));

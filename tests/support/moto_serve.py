@@ -22,12 +22,21 @@ WRITES = {"PUT", "POST", "DELETE"}
 
 
 def atomic_writes(app):
-    lock = threading.Lock()
+    locks = {}
+    guard = threading.Lock()
+
+    def lock_of(environ):
+        # One lock per object (the host names the bucket in virtual-hosted requests), as S3
+        # orders the writes of one key and no others: a lock for all would queue a small write
+        # behind every large upload in flight.
+        key = (environ.get("HTTP_HOST", ""), environ.get("PATH_INFO", ""))
+        with guard:
+            return locks.setdefault(key, threading.Lock())
 
     def serve(environ, start_response):
         if environ["REQUEST_METHOD"] not in WRITES:
             return app(environ, start_response)
-        with lock:
+        with lock_of(environ):
             # The response body is produced inside the lock: moto may store while it iterates.
             return list(app(environ, start_response))
 

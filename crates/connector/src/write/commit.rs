@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::{Dataset, WriteError, file_lock, layout};
 
@@ -65,11 +65,30 @@ impl Dataset {
     pub(crate) async fn update<T>(
         &self,
         path: &Path,
+        decide: impl FnMut(Option<&Bytes>) -> Result<Decision<T>, WriteError>,
+    ) -> Result<T, WriteError> {
+        self.update_through(&self.output.store, path, decide).await
+    }
+
+    /// [`Self::update`] of a lease, through the store's requests that do not queue behind the
+    /// run's own writes ([`super::store::Output::lease_store`]).
+    pub(crate) async fn update_lease<T>(
+        &self,
+        path: &Path,
+        decide: impl FnMut(Option<&Bytes>) -> Result<Decision<T>, WriteError>,
+    ) -> Result<T, WriteError> {
+        self.update_through(&self.output.lease_store, path, decide).await
+    }
+
+    async fn update_through<T>(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
         mut decide: impl FnMut(Option<&Bytes>) -> Result<Decision<T>, WriteError>,
     ) -> Result<T, WriteError> {
         if self.output.local_path(path).is_none() {
             let _mine = self.path_locks.lock(path.as_ref()).await;
-            return self.update_remote(path, decide).await;
+            return self.update_remote(store, path, decide).await;
         }
         let (in_place, out) = {
             let _mine = self.path_locks.lock(path.as_ref()).await;
@@ -88,10 +107,10 @@ impl Dataset {
     /// The compare-and-swap loop of a store that has conditional writes (S3).
     async fn update_remote<T>(
         &self,
+        store: &Arc<dyn ObjectStore>,
         path: &Path,
         mut decide: impl FnMut(Option<&Bytes>) -> Result<Decision<T>, WriteError>,
     ) -> Result<T, WriteError> {
-        let store = &self.output.store;
         let mut unanswered = 0;
         for race in 0..MAX_RACES {
             let (current, version) = match store.get(path).await {
@@ -347,7 +366,8 @@ pub(crate) mod tests {
         }
         let store = AnswerLost { inner, victim: victim.clone(), losses: AtomicU32::new(losses), refuse_instead };
         let spec = OutputSpec::S3 { bucket: "lake".into(), prefix: "out".into() };
-        let output = Output { store: Arc::new(store), root: Path::from("out"), spec };
+        let store: Arc<dyn ObjectStore> = Arc::new(store);
+        let output = Output { lease_store: Arc::clone(&store), store, root: Path::from("out"), spec };
         (Dataset::open(output, None, None).await.unwrap(), victim)
     }
 

@@ -166,7 +166,7 @@ impl Leases {
             let run = self.claim.run.as_str();
             let result = self
                 .dataset
-                .update(&path, |existing| {
+                .update_lease(&path, |existing| {
                     let mut file = self.dataset.parse_lease(&path, existing);
                     let before = file.holders.len();
                     file.holders.retain(|h| h.run != run);
@@ -245,7 +245,7 @@ impl Dataset {
 
     async fn take(&self, claim: &Claim, bucket: u32, accounts: &BTreeSet<String>) -> Result<(), WriteError> {
         let path = layout::lease_path(&self.output.root, bucket);
-        self.update(&path, |existing| {
+        self.update_lease(&path, |existing| {
             let mut file = self.parse_lease(&path, existing);
             self.forget_gone(&mut file, &path);
             file.holders.retain(|h| h.run != claim.run.as_str());
@@ -274,7 +274,7 @@ impl Dataset {
     /// run judged it lapsed and took over).
     async fn renew(&self, claim: &Claim, bucket: u32) -> Result<bool, WriteError> {
         let path = layout::lease_path(&self.output.root, bucket);
-        self.update(&path, |existing| {
+        self.update_lease(&path, |existing| {
             let mut file = self.parse_lease(&path, existing);
             let Some(mine) = file.holders.iter_mut().find(|h| h.run == claim.run.as_str()) else {
                 return Ok(Decision::Keep(false));
@@ -361,6 +361,12 @@ async fn renew_forever(dataset: Arc<Dataset>, claim: Arc<Claim>, standing: Arc<M
         for bucket in buckets {
             let started = Instant::now();
             let result = dataset.renew(&claim, bucket).await;
+            let took = started.elapsed();
+            if took > claim.duration / 5 {
+                tracing::warn!(bucket, took_ms = took.as_millis() as u64, "renewing the lease was slow");
+            } else {
+                tracing::debug!(bucket, took_ms = took.as_millis() as u64, "renewed the lease");
+            }
             let mut standing = standing.lock().unwrap();
             let s = standing.get_mut(&bucket).expect("a held bucket");
             match result {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
+use object_store::limit::LimitStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
@@ -78,10 +79,23 @@ fn store_retry() -> RetryConfig {
     }
 }
 
+/// Requests of one run to S3 in flight at once, at most (leases aside).
+///
+/// A run's units write many files at once; unbounded, a six-year backfill of one account kept
+/// about 900 requests open against the test server, each answer came seconds late, and a lease
+/// renewal queued behind them came too late to be safe. Thirty-two keep a store with tens of
+/// milliseconds per request busy, like the AWS CLI's ten or s5cmd's default of 256 workers split
+/// across a few runs, and bound how long anything waits behind the run's own traffic.
+const S3_REQUESTS_IN_FLIGHT: usize = 32;
+
 /// An opened output location.
 #[derive(Clone, Debug)]
 pub struct Output {
+    /// Data and bookkeeping requests: on S3, at most [`S3_REQUESTS_IN_FLIGHT`] at once.
     pub store: Arc<dyn ObjectStore>,
+    /// The same store for leases, outside that bound: a renewal that queued behind the run's
+    /// own writes could come too late, and the run would stop writing under a lease it holds.
+    pub lease_store: Arc<dyn ObjectStore>,
     /// Prefix of every object of the dataset inside `store`.
     pub root: Path,
     pub spec: OutputSpec,
@@ -108,7 +122,8 @@ impl Output {
                     .map_err(|e| format!("cannot open output folder {}: {e}", dir.display()))?
                     .with_fsync(true)
                     .with_automatic_cleanup(true);
-                Ok(Self { store: Arc::new(store), root: Path::default(), spec: spec.clone() })
+                let store: Arc<dyn ObjectStore> = Arc::new(store);
+                Ok(Self { lease_store: Arc::clone(&store), store, root: Path::default(), spec: spec.clone() })
             }
             OutputSpec::S3 { bucket, prefix } => {
                 // The standard AWS_* variables (endpoint, keys, session token, region,
@@ -122,10 +137,15 @@ impl Output {
                     // S3-compatible store, the bulk DeleteObjects call does not.
                     builder = builder.with_disable_bulk_delete(true);
                 }
-                let store = builder
+                let s3 = builder
                     .build()
                     .map_err(|e| format!("cannot open {spec}: {}", crate::text::one_line(&e.to_string())))?;
-                Ok(Self { store: Arc::new(store), root: Path::from(prefix.as_str()), spec: spec.clone() })
+                Ok(Self {
+                    lease_store: Arc::new(s3.clone()),
+                    store: Arc::new(LimitStore::new(s3, S3_REQUESTS_IN_FLIGHT)),
+                    root: Path::from(prefix.as_str()),
+                    spec: spec.clone(),
+                })
             }
         }
     }

@@ -653,7 +653,7 @@ mod tests {
 
     async fn dataset(store: Arc<dyn ObjectStore>) -> Dataset {
         let spec = OutputSpec::S3 { bucket: "lake".into(), prefix: "out".into() };
-        let output = Output { store, root: Path::from("out"), spec };
+        let output = Output { lease_store: Arc::clone(&store), store, root: Path::from("out"), spec };
         Dataset::open(output, None, Some(Format::Delta)).await.unwrap().for_run(&RunId::new())
     }
 
