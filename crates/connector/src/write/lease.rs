@@ -363,7 +363,11 @@ async fn renew_forever(dataset: Arc<Dataset>, claim: Arc<Claim>, standing: Arc<M
             let result = dataset.renew(&claim, bucket).await;
             let took = started.elapsed();
             if took > claim.duration / 5 {
-                tracing::warn!(bucket, took_ms = took.as_millis() as u64, "renewing the lease was slow");
+                tracing::warn!(
+                    bucket,
+                    took_ms = took.as_millis() as u64,
+                    "renewing the lease took more than a fifth of --lease-secs: the store is slow to answer; if it stays slow, a longer --lease-secs keeps the run from stopping"
+                );
             } else {
                 tracing::debug!(bucket, took_ms = took.as_millis() as u64, "renewed the lease");
             }
