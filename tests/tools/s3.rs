@@ -26,6 +26,15 @@ async fn extract_s3(
     wxcube(&args, &envs).await
 }
 
+/// A moto server with a proxy in front, and the AWS environment that points wxcube at the proxy.
+async fn moto_behind_proxy() -> (Moto, crate::proxy::Proxy, Vec<(&'static str, String)>) {
+    let moto = Moto::start().await;
+    let upstream: std::net::SocketAddr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
+    let proxy = crate::proxy::Proxy::start(upstream).await;
+    let env = moto.env(&proxy.url);
+    (moto, proxy, env)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_output_has_the_layout_and_the_rows() {
     let (moto, sim) = (Moto::start().await, simulator().await);
@@ -110,10 +119,7 @@ async fn storage_failures_are_one_clear_line() {
 /// most those; the proxy counts the connections open at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_run_keeps_its_lease_through_its_own_traffic() {
-    let (moto, sim) = (Moto::start().await, simulator().await);
-    let upstream: std::net::SocketAddr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
-    let proxy = crate::proxy::Proxy::start(upstream).await;
-    let env = moto.env(&proxy.url);
+    let ((moto, proxy, env), sim) = (moto_behind_proxy().await, simulator().await);
     let (begin, end) = ("2022-10-01", "2024-03-31");
     let run = extract_s3(&sim, "long", &env, 1, &["--begin", begin, "--end", end, "--lease-secs", "10"]).await;
     run.assert_ok();
@@ -128,10 +134,7 @@ async fn a_long_run_keeps_its_lease_through_its_own_traffic() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_failing_mid_run_leaves_complete_files_and_a_rerun_fills_the_rest() {
-    let (moto, sim) = (Moto::start().await, simulator().await);
-    let upstream: std::net::SocketAddr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
-    let proxy = crate::proxy::Proxy::start(upstream).await;
-    let env = moto.env(&proxy.url);
+    let ((moto, proxy, env), sim) = (moto_behind_proxy().await, simulator().await);
     let table = registry::find("upstream_msg_hour").unwrap();
     let flags = [
         "--begin",
