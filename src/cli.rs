@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use wxcube_connector::dates::parse_date;
+use wxcube_connector::write::store::OutputSpec;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +53,20 @@ pub enum LogFormat {
 
 fn date(s: &str) -> Result<NaiveDate, String> {
     parse_date(s)
+}
+
+/// `demo --output`: a folder or a `file://` URL. The demo's report and queries read local
+/// files; a store's URL (`s3://`, or any other scheme) is refused rather than taken as a folder
+/// named `s3:`.
+fn local_folder(s: &str) -> Result<PathBuf, String> {
+    match OutputSpec::parse(s) {
+        Ok(OutputSpec::Local(dir)) => Ok(dir),
+        Err(e) if !s.contains("://") || s.starts_with("file://") => Err(e),
+        _ => Err(format!(
+            "the demo writes to a local folder, not {s}: give a folder, or run `wxcube simulate` and \
+             `wxcube extract --api-base <its URL> --output s3://…` to land the simulator's data in S3"
+        )),
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -144,8 +159,8 @@ impl From<OutputFormat> for wxcube_connector::write::Format {
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Where to write the demo dataset.
-    #[arg(long, default_value = "wxcube-demo", value_name = "DIR")]
+    /// Where to write the demo dataset: a local folder (or file:///path).
+    #[arg(long, default_value = "wxcube-demo", value_name = "DIR", value_parser = local_folder)]
     pub output: PathBuf,
     /// Days to extract, ending with the latest complete day.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3660))]
