@@ -66,13 +66,17 @@ impl Run {
     }
 }
 
-/// Runs the binary with `args` and the given environment, with no WECHAT_* inherited.
+/// Runs the binary with `args` and the given environment, with no WECHAT_* or AWS_* inherited
+/// (a developer's own AWS settings must not reach the tests' stores).
 pub async fn wxcube(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxcube"));
     cmd.args(args);
     for var in
         ["WECHAT_APPID", "WECHAT_SECRET", "WECHAT_SECRET_FILE", "WECHAT_ACCESS_TOKEN", "WECHAT_API_BASE", "RUST_LOG"]
     {
+        cmd.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("AWS_")) {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());

@@ -84,6 +84,13 @@ async fn usage_errors_exit_2_with_one_line() {
         assert_refused(&wxcube(&args, &env).await, 2, needle, &[&s1]);
     }
     assert!(!out.exists(), "nothing written");
+
+    // The demo writes to a local folder: a store's URL is refused, not made a folder named `s3:`.
+    for url in ["s3://lake/wxcube-demo-refused", "gs://lake/wxcube-demo-refused"] {
+        let run = wxcube(&["demo", "--output", url], &[]).await;
+        assert_refused(&run, 2, &format!("the demo writes to a local folder, not {url}"), &[]);
+    }
+    assert!(!std::path::Path::new("s3:").exists(), "no folder named after the URL");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,6 +181,31 @@ async fn a_given_access_token_is_used_as_is_and_never_printed() {
     assert!(bogus.stderr.contains("40001"), "{}", bogus.stderr);
     assert!(!bogus.all_output().contains("bogus-token-value-42"), "{}", bogus.all_output());
     assert_eq!(token_calls(&sim.stats()), 0, "a given token is never replaced by a fetched one");
+}
+
+/// An S3 output and no AWS credentials anywhere: the S3 client falls back to the instance
+/// metadata service, and the one error line says what is missing and how to give it, not only
+/// which metadata endpoint failed to answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_output_without_credentials_says_how_to_give_them() {
+    let sim = simulator().await;
+    // Stand-ins on loopback where nothing listens, for the metadata service and the store.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("http://{closed}");
+    let s1 = secret(1);
+    let env = [
+        ("WECHAT_SECRET", s1.as_str()),
+        ("AWS_METADATA_ENDPOINT", &closed),
+        ("AWS_ENDPOINT", &closed),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let (base, id) = (sim.base_url(), appid(1));
+    let args = ["extract", "--output", "s3://lake/x", "--api-base", &base, "--appid", &id, "--begin", "2024-03-01"];
+    let run = wxcube(&args, &env).await;
+    assert_refused(&run, 2, "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", &[&s1]);
+    assert!(run.stderr.contains("/latest/api/token"), "the endpoint that failed is still named: {}", run.stderr);
+    assert_eq!(sim.stats().datacube_requests, 0, "nothing is fetched for an output that cannot be written");
 }
 
 /// An API that cannot be reached for three years of one account fails every cell alike: the

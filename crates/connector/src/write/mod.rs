@@ -107,7 +107,7 @@ impl std::fmt::Display for Format {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The store failed or refused, after its own retries: an outage, not one file's fault.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", credentials_hint(.source))]
     Store { path: String, source: object_store::Error },
     /// Reading or writing a local file failed (disk full, permissions): an outage too.
     #[error("{path}: {message}")]
@@ -123,6 +123,19 @@ pub enum WriteError {
     /// Another live run holds a lease on the same (account, table) pairs.
     #[error("{0}")]
     LeaseHeld(String),
+}
+
+/// The fix, when a store request failed because no credentials could be had: with none in the
+/// environment, the S3 client asks the instance metadata service (`/latest/api/token`,
+/// `/latest/meta-data/…`), and its failure names only that endpoint, not what is missing.
+fn credentials_hint(source: &object_store::Error) -> &'static str {
+    let message = source.to_string();
+    if message.contains("/latest/api/token") || message.contains("/latest/meta-data/") {
+        " (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+         AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, or run where instance metadata serves them)"
+    } else {
+        ""
+    }
 }
 
 impl WriteError {
